@@ -1,0 +1,93 @@
+"""What each run minimises: the baseline's reconstruction loss, and the paper's total loss
+
+    L = L_recon(IR1) + recon2_weight * L_recon(IR2) + spd_weight * L_SPD + sgr_weight * L_SGR.
+
+A weight of 0 removes its term *and its computation*: with all three at 0 (the control run) IR2 and the
+analyzer are never run, so the control differs from the distilled run only by the semantic priors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from torch import Tensor, nn
+
+from sam4ir.analyzer import build_analyzer
+from sam4ir.losses import recon_loss
+from sam4ir.sgr import sgr_loss
+from sam4ir.spd import spd_loss
+from sam4ir.spf import spf_input
+
+
+class BaselineObjective(nn.Module):
+    """IR1 alone with its reconstruction loss (the paper's "original" row)."""
+
+    def __init__(self, ir1: nn.Module, recon: str) -> None:
+        super().__init__()
+        self.nets = nn.ModuleDict({"ir1": ir1})
+        self.recon = recon
+
+    def forward(self, batch: dict) -> dict[str, Tensor]:
+        out = self.nets["ir1"].forward_train(batch["input"])
+        loss = recon_loss(self.recon, out.images, batch["target"])
+        return {"loss": loss, "recon1": loss.detach()}
+
+
+@dataclass(frozen=True)
+class DistillWeights:
+    recon2: float = 1.0
+    spd: float = 1.0
+    sgr: float = 1.0
+
+    @property
+    def uses_ir2(self) -> bool:
+        return any(w > 0 for w in (self.recon2, self.spd, self.sgr))
+
+
+class DistillObjective(nn.Module):
+    """IR1 and the SPF branch IR2 trained jointly; SPD and SGR pull IR1 toward IR2's semantically informed features.
+
+    batch: 'input', 'target' (B x 3 x H x W), 'mask' (B x H x W SAM label map, cropped with the image).
+    """
+
+    def __init__(self, ir1: nn.Module, ir2: Optional[nn.Module], *, recon: str, weights: DistillWeights,
+                 prior: str, analyzer: str, spd_kind: str, sgr_min_pixels: int, sgr_max_regions: int,
+                 detach_spf_input: bool, analyzer_pretrained: bool = True) -> None:
+        super().__init__()
+        nets = {"ir1": ir1}
+        if weights.uses_ir2:
+            nets["ir2"] = ir2
+        self.nets = nn.ModuleDict(nets)
+        self.recon, self.weights, self.prior = recon, weights, prior
+        self.spd_kind, self.min_pixels, self.max_regions = spd_kind, sgr_min_pixels, sgr_max_regions
+        self.detach_spf_input = detach_spf_input
+        needs_analyzer = weights.spd > 0 or weights.sgr > 0
+        self.analyzer = build_analyzer(analyzer, pretrained=analyzer_pretrained) if needs_analyzer else None
+
+    def forward(self, batch: dict) -> dict[str, Tensor]:
+        target, w = batch["target"], self.weights
+        out1 = self.nets["ir1"].forward_train(batch["input"])
+        recon1 = recon_loss(self.recon, out1.images, target)
+        terms = {"recon1": recon1.detach()}
+        loss = recon1
+        if w.uses_ir2:
+            y1 = out1.images[-1]
+            out2 = self.nets["ir2"].forward_train(
+                spf_input(y1.detach() if self.detach_spf_input else y1, batch["mask"], self.prior))
+            if w.recon2 > 0:
+                recon2 = recon_loss(self.recon, out2.images, target)
+                terms["recon2"] = recon2.detach()
+                loss = loss + w.recon2 * recon2
+            if self.analyzer is not None:
+                f_s, f_t = self.analyzer(out1, out2)
+                if w.spd > 0:
+                    spd = spd_loss(f_s, f_t, self.spd_kind)
+                    terms["spd"] = spd.detach()
+                    loss = loss + w.spd * spd
+                if w.sgr > 0:
+                    sgr = sgr_loss(f_s, f_t, batch["mask"], min_pixels=self.min_pixels, max_regions=self.max_regions)
+                    terms["sgr"] = sgr.detach()
+                    loss = loss + w.sgr * sgr
+        terms["loss"] = loss
+        return terms

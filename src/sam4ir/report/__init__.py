@@ -1,0 +1,1 @@
+"""Turning evaluation outputs into the paper's tables and figures (Markdown + CSV + seaborn figures)."""

@@ -1,0 +1,49 @@
+"""Result tables: one row per task x model x method, with gains over the baseline."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# What each method row is, in the paper's words; which rows need SAM when deployed.
+METHOD_LABELS = {
+    "input": "degraded input",
+    "baseline": "IR1 original",
+    "control": "IR1 + extra iters (control)",
+    "spd": "IR1 + SPD",
+    "spd_sgr": "IR1 + SPD + SGR (ours)",
+    "ir2": "IR2 + SAM priors (SPF branch; needs SAM at inference)",
+}
+NEEDS_SAM = {"ir2"}
+
+
+def results_table(metrics: dict[str, dict], *, task: str, model: str, params: dict[str, int], priors: str) -> pd.DataFrame:
+    """Rows of one task from its ``metrics.json`` (method -> {psnr, ssim}); deltas are against ``baseline``."""
+    base, inp = metrics["baseline"], metrics["input"]
+    rows = []
+    for method, m in metrics.items():
+        if method == "input":
+            continue
+        rows.append({
+            "task": task, "model": model, "method": method, "description": METHOD_LABELS.get(method, method),
+            "psnr": m["psnr"], "ssim": m["ssim"],
+            "d_psnr": m["psnr"] - base["psnr"], "d_ssim": m["ssim"] - base["ssim"],
+            "input_psnr": inp["psnr"], "input_ssim": inp["ssim"],
+            "params": params.get(method), "needs_sam_at_inference": method in NEEDS_SAM, "priors": priors,
+        })
+    return pd.DataFrame(rows)
+
+
+def to_markdown(df: pd.DataFrame, floats: dict[str, str]) -> str:
+    """A GitHub Markdown table with per-column number formats (no extra dependency such as tabulate)."""
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for _, row in df.iterrows():
+        cells = []
+        for c in cols:
+            v = row[c]
+            if c in floats and isinstance(v, (int, float)) and not isinstance(v, bool) and pd.notna(v):
+                cells.append(format(v, floats[c]))
+            else:
+                cells.append("" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,150 @@
+"""What the stage scripts share: where a task's files live, and turning params into library objects."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from dvclive import Live
+from torch import nn
+
+from sam4ir import config, models
+from sam4ir.errors import Sam4irError
+from sam4ir.io import atomic_path
+from sam4ir.train import TrainConfig
+
+METHODS = ("baseline", "control", "spd", "spd_sgr")
+
+
+@dataclass(frozen=True)
+class TaskPaths:
+    """The on-disk layout of one task (all under ``data/``)."""
+
+    task: str
+    root: Path = Path("data")
+
+    @property
+    def prepared(self) -> Path:
+        return self.root / "prepared" / self.task
+
+    @property
+    def masks(self) -> Path:
+        return self.root / "masks" / self.task
+
+    def run(self, method: str) -> Path:
+        return self.root / "runs" / self.task / method
+
+    def live(self, method: str) -> Path:
+        return self.root / "live" / self.task / method
+
+    def resume_state(self, method: str) -> Path:
+        # Outside every DVC out on purpose: DVC deletes outs before re-running a stage, a resume state must survive.
+        return self.root / ".resume" / f"{self.task}-{method}.pt"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval" / self.task
+
+
+def stage_args(description: str, *, method: bool = False) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--params", default="params.yaml")
+    if method:
+        parser.add_argument("--method", required=True, choices=METHODS[1:])
+    return parser.parse_args()
+
+
+def load_task_params(args: argparse.Namespace) -> dict:
+    params = config.load_params(args.params)
+    config.get(params, "tasks", kind=list)
+    if args.task not in params["tasks"]:
+        raise Sam4irError(f"{args.params}: task '{args.task}' is not in tasks {params['tasks']}")
+    return params
+
+
+def model_spec(params: dict) -> tuple[str, dict]:
+    name = config.get(params, "model.name", choices=models.MODELS)
+    kwargs = config.get(params, "model.args", {}, kind=dict)
+    return name, dict(kwargs)
+
+
+def build_ir(params: dict) -> nn.Module:
+    name, kwargs = model_spec(params)
+    return models.build(name, **kwargs)
+
+
+def train_config(params: dict, section: str) -> TrainConfig:
+    """The recipe of ``train``; ``distill`` may override ``iters`` and ``lr``."""
+    g = lambda key, kind, default=config._MISSING: config.get(params, f"train.{key}", default, kind=kind)  # noqa: E731
+    cfg = dict(
+        iters=g("iters", int), batch_size=g("batch_size", int), lr=g("lr", float), min_lr=g("min_lr", float),
+        weight_decay=g("weight_decay", float), betas=tuple(g("betas", list)), grad_clip=g("grad_clip", float),
+        seed=g("seed", int), val_every=g("val_every", int), ckpt_every=g("ckpt_every", int),
+        num_workers=g("num_workers", int), amp=g("amp", str), device=g("device", str))
+    if section == "distill":
+        cfg["iters"] = config.get(params, "distill.iters", kind=int)
+        cfg["lr"] = config.get(params, "distill.lr", kind=float)
+    return TrainConfig(**cfg)
+
+
+def save_model(path: Path, net: nn.Module, name: str, kwargs: dict) -> None:
+    """Weights under BasicSR's ``params`` key (so our loader and BasicSR's read them) plus how to rebuild the net."""
+    state = {"params": net.state_dict(), "model": name, "model_args": kwargs}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def open_live(path: Path, resumed: bool) -> Live:
+    """dvclive logger writing under ``path``; DVC stages declare its metrics and plots themselves."""
+    return Live(dir=str(path), resume=resumed, save_dvc_exp=False, dvcyaml=False)
+
+
+def live_logger(live: Live):
+    def log(step: int, record: dict) -> None:
+        live.step = step
+        for key, value in record.items():
+            live.log_metric(key, value)
+        live.make_summary()
+    return log
+
+
+def train_run(params: dict, paths: TaskPaths, method: str, objective: nn.Module, cfg: TrainConfig,
+              *, with_masks: bool, init_file: Path | None = None) -> None:
+    """Train ``objective`` on the task's training pairs, logging through dvclive; resumable after a kill.
+
+    Writes ``<run>/model.pt`` (IR1, loadable strictly into the baseline class) and, when trained, ``<run>/ir2.pt``.
+    """
+    from sam4ir.data import PairedDataset
+    from sam4ir.train import fingerprint, fit, init_distributed, resolve_device, saved_iter
+    from sam4ir.validation import held_out_psnr
+
+    device = resolve_device(cfg.device)
+    info = init_distributed(device)
+    crop = config.get(params, "train.crop", kind=int)
+    masks = paths.masks if with_masks else None
+    train_set = PairedDataset(paths.prepared, "train", crop=crop, augment=True, masks_root=masks)
+    test_set = PairedDataset(paths.prepared, "test", crop=None, augment=False)
+    data_id = sorted((p.name, p.stat().st_size) for p in (paths.prepared / "train").rglob("*.png"))
+    init_id = init_file.stat().st_size if init_file else None
+    run_id = fingerprint(paths.task, method, {k: v for k, v in params.items() if k != "_path"}, data_id, init_id)
+    state_path = paths.resume_state(method)
+    live = open_live(paths.live(method), resumed=saved_iter(state_path, run_id) > 0) if info.main else None
+    ir1 = objective.nets["ir1"]
+    fit(objective, train_set, cfg, state_path=state_path, run_id=run_id,
+        log=live_logger(live) if live else None, info=info, device=device,
+        validate=held_out_psnr(ir1, test_set, n=4, crop=crop, device=device))
+    if not info.main:
+        return
+    name, kwargs = model_spec(params)
+    run = paths.run(method)
+    save_model(run / "model.pt", ir1, name, kwargs)
+    if "ir2" in objective.nets:
+        from sam4ir.spf import prior_channels
+        prior = config.get(params, "spf.prior")
+        save_model(run / "ir2.pt", objective.nets["ir2"], name,
+                   {**kwargs, "extra_in_channels": prior_channels(prior)})
+    live.end()
+    state_path.unlink(missing_ok=True)

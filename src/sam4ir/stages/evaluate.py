@@ -1,0 +1,76 @@
+"""Stage ``evaluate``: PSNR/SSIM (BasicSR conventions) of every trained IR1 on the task's test pairs.
+
+Rows: the degraded input itself, baseline, control, spd and spd_sgr (IR1 alone, no SAM at inference), and
+``ir2`` — the SPF branch fed SAM priors of the test image, an upper reference that *needs SAM at inference*.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from sam4ir import config, models
+from sam4ir.data import scan_pairs
+from sam4ir.inference import to_tensor, to_uint8
+from sam4ir.io import atomic_path, read_image, read_label_map, write_image, write_json
+from sam4ir.metrics import calculate_psnr, calculate_ssim
+from sam4ir.spf import spf_input
+from sam4ir.stages import run_stage
+from sam4ir.stages.common import METHODS, TaskPaths, load_task_params, stage_args
+from sam4ir.train import resolve_device
+
+IR2_ROW = "ir2"
+
+
+def load_run(path, device: torch.device) -> torch.nn.Module:
+    """Rebuild a saved network from the name/args stored beside its weights."""
+    meta = torch.load(path, map_location="cpu", weights_only=True)
+    net = models.build(meta["model"], **meta["model_args"])
+    models.load_weights(net, path)
+    return net.to(device).eval()
+
+
+def main() -> None:
+    args = stage_args(__doc__)
+    params = load_task_params(args)
+    paths = TaskPaths(args.task)
+    crop = config.get(params, "eval.crop_border", kind=int)
+    y_channel = config.get(params, f"eval.test_y_channel.{args.task}", kind=bool)
+    n_save = config.get(params, "eval.save_images", kind=int)
+    prior = config.get(params, "spf.prior")
+    device = resolve_device(config.get(params, "train.device", kind=str))
+    nets = {m: load_run(paths.run(m) / "model.pt", device) for m in METHODS}
+    nets[IR2_ROW] = load_run(paths.run("spd_sgr") / "ir2.pt", device)
+
+    rows = []
+    pairs = scan_pairs(paths.prepared, "test")
+    for i, pair in enumerate(tqdm(pairs, desc=f"evaluate {args.task}")):
+        degraded, target = read_image(pair.input), read_image(pair.target)
+        x = to_tensor(degraded).to(device)
+        mask = torch.from_numpy(read_label_map(paths.masks / "test" / f"{pair.name}.png")).unsqueeze(0).to(device)
+        outputs = {"input": degraded}
+        with torch.no_grad():
+            for method, net in nets.items():
+                if method == IR2_ROW:
+                    y1 = nets["spd_sgr"](x)
+                    outputs[method] = to_uint8(net(spf_input(y1, mask, prior)))
+                else:
+                    outputs[method] = to_uint8(net(x))
+        for method, img in outputs.items():
+            rows.append({"task": args.task, "method": method, "name": pair.name,
+                         "psnr": calculate_psnr(img, target, crop, test_y_channel=y_channel),
+                         "ssim": calculate_ssim(img, target, crop, test_y_channel=y_channel)})
+            if i < n_save:
+                write_image(paths.eval / "images" / method / f"{pair.name}.png", img)
+
+    per_image = pd.DataFrame(rows)
+    with atomic_path(paths.eval / "per_image.csv") as tmp:
+        per_image.to_csv(tmp, index=False, float_format="%.6f")
+    summary = per_image.groupby("method", sort=False)[["psnr", "ssim"]].mean()
+    write_json(paths.eval / "metrics.json",
+               {m: {"psnr": round(r.psnr, 4), "ssim": round(r.ssim, 5)} for m, r in summary.iterrows()})
+
+
+if __name__ == "__main__":
+    run_stage(main)

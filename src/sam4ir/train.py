@@ -1,0 +1,203 @@
+"""The training loop shared by the baseline, control and distillation runs.
+
+Why this shape:
+- Every random draw of the run is a function of ``(seed, sample index)`` (:class:`SampleStream`), so a run killed
+  and resumed from its last checkpoint ends with exactly the weights of an uninterrupted run, and ``N`` data-parallel
+  processes see exactly the samples that one process with the same global batch would see.
+- What is minimised lives in an objective module (``forward(batch) -> {'loss': ..., term: ...}``), so one loop serves
+  every method and DDP can wrap the objective as a whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from sam4ir.errors import Sam4irError
+from sam4ir.io import atomic_path
+
+LogFn = Callable[[int, dict], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation recipe (AdamW + cosine annealing, as NAFNet/HINet were trained)."""
+
+    iters: int
+    batch_size: int
+    lr: float
+    min_lr: float = 1e-7
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.9)
+    grad_clip: float = 0.0
+    seed: int = 0
+    val_every: int = 50
+    ckpt_every: int = 50
+    num_workers: int = 0
+    amp: str = "none"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.iters < 1 or self.batch_size < 1:
+            raise Sam4irError(f"train: iters ({self.iters}) and batch_size ({self.batch_size}) must be >= 1")
+        if self.amp not in ("none", "bf16"):
+            raise Sam4irError(f"train: amp = {self.amp!r} is not one of ['bf16', 'none']")
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place in a ``torchrun`` job (rank 0 of 1 without one)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the process group when launched by ``torchrun`` (gloo on CPU, nccl on GPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(dist.get_rank(), dist.get_world_size())
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return torch.device(name)
+
+
+class SampleStream(Dataset):
+    """Sample ``k`` of a run: a random item of ``base`` with its random crop/flip, all seeded by ``(seed, k)``.
+
+    ``base`` draws its augmentation from torch's global RNG; it runs inside a forked RNG here so the caller's
+    RNG is untouched and any DataLoader worker reproduces the same sample.
+    """
+
+    def __init__(self, base: Dataset, seed: int, length: int) -> None:
+        self.base, self.seed, self.length = base, seed, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, k: int) -> dict:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed * 1_000_003 + k)
+            idx = int(torch.randint(len(self.base), ()).item())
+            return self.base[idx]
+
+
+def rank_indices(start_iter: int, cfg: TrainConfig, info: DistInfo) -> list[int]:
+    """Global sample ids this rank consumes from ``start_iter`` on: its slice of every global batch."""
+    if cfg.batch_size % info.world:
+        raise Sam4irError(f"train: batch_size {cfg.batch_size} is not divisible by {info.world} processes")
+    per_rank = cfg.batch_size // info.world
+    return [it * cfg.batch_size + info.rank * per_rank + j
+            for it in range(start_iter, cfg.iters) for j in range(per_rank)]
+
+
+def fingerprint(*parts: object) -> str:
+    """Hash of everything that defines a run, so a resume state from another configuration is never used."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
+
+
+def fit(objective: nn.Module, train_set: Dataset, cfg: TrainConfig, *, state_path: Optional[Path] = None,
+        run_id: str = "", log: Optional[LogFn] = None, validate: Optional[Callable[[], dict]] = None,
+        info: DistInfo = DistInfo(), device: torch.device = torch.device("cpu")) -> None:
+    """Minimise ``objective(batch)['loss']`` for ``cfg.iters`` iterations, resuming from ``state_path``.
+
+    ``objective.nets`` (an ``nn.ModuleDict``) holds the networks whose weights are checkpointed; the resume state
+    also keeps the optimiser and schedule, and is only reused if its ``run_id`` matches this run's.
+    """
+    objective.to(device)
+    params = [p for p in objective.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.iters, eta_min=cfg.min_lr)
+    start = _resume(state_path, run_id, objective, opt, sched, device)
+    if start >= cfg.iters:
+        return
+    model = objective
+    if info.world > 1:
+        model = nn.parallel.DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
+    stream = SampleStream(train_set, cfg.seed, cfg.iters * cfg.batch_size)
+    loader = DataLoader(stream, batch_size=cfg.batch_size // info.world, sampler=rank_indices(start, cfg, info),
+                        num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
+    bar = tqdm(total=cfg.iters, initial=start, desc=run_id or "train", disable=not info.main, dynamic_ncols=True)
+    for it, batch in zip(range(start, cfg.iters), loader):
+        objective.train()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16"):
+            terms = model(_to(batch, device))
+        opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        sched.step()
+        step = it + 1
+        bar.update(1)
+        if not info.main:
+            continue
+        record = {k: float(v.detach()) for k, v in terms.items()}
+        record["lr"] = sched.get_last_lr()[0]
+        bar.set_postfix(loss=f"{record['loss']:.4f}")
+        if validate is not None and (step % cfg.val_every == 0 or step == cfg.iters):
+            objective.eval()
+            with torch.no_grad():
+                record.update(validate())
+        if log is not None:
+            log(step, record)
+        if state_path is not None and step % cfg.ckpt_every == 0 and step < cfg.iters:
+            _save_state(state_path, run_id, step, objective, opt, sched)
+    bar.close()
+
+
+def _save_state(path: Path, run_id: str, step: int, objective: nn.Module, opt, sched) -> None:
+    state = {"run_id": run_id, "iter": step, "nets": objective.nets.state_dict(),
+             "optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_state(path: Optional[Path], run_id: str, device: torch.device) -> Optional[dict]:
+    if path is None or not path.is_file():
+        return None
+    state = torch.load(path, map_location=device, weights_only=True)
+    return state if state.get("run_id") == run_id else None
+
+
+def saved_iter(path: Optional[Path], run_id: str) -> int:
+    """Iteration a run with this ``run_id`` would resume from (0: start afresh)."""
+    state = _load_state(path, run_id, torch.device("cpu"))
+    return 0 if state is None else int(state["iter"])
+
+
+def _resume(path: Optional[Path], run_id: str, objective: nn.Module, opt, sched, device: torch.device) -> int:
+    state = _load_state(path, run_id, device)
+    if state is None:
+        return 0
+    objective.nets.load_state_dict(state["nets"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    print(f"resuming {run_id} from iteration {state['iter']} ({path})")
+    return int(state["iter"])
