@@ -156,9 +156,9 @@ def fit(objective: nn.Module, train_set: Dataset, cfg: TrainConfig, *, state_pat
         sched.step()
         step = it + 1
         bar.update(1)
+        record = _global_mean(terms, info)
         if not info.main:
             continue
-        record = {k: float(v.detach()) for k, v in terms.items()}
         record["lr"] = sched.get_last_lr()[0]
         bar.set_postfix(loss=f"{record['loss']:.4f}")
         if validate is not None and (step % cfg.val_every == 0 or step == cfg.iters):
@@ -170,6 +170,15 @@ def fit(objective: nn.Module, train_set: Dataset, cfg: TrainConfig, *, state_pat
         if state_path is not None and step % cfg.ckpt_every == 0 and step < cfg.iters:
             _save_state(state_path, run_id, step, objective, opt, sched)
     bar.close()
+
+
+def _global_mean(terms: dict[str, Tensor], info: DistInfo) -> dict[str, float]:
+    """Loss terms averaged over all processes: what one process with the whole global batch would log."""
+    values = torch.stack([v.detach().float() for v in terms.values()])
+    if info.world > 1:
+        dist.all_reduce(values)
+        values /= info.world
+    return dict(zip(terms, values.tolist()))
 
 
 def _save_state(path: Path, run_id: str, step: int, objective: nn.Module, opt, sched) -> None:

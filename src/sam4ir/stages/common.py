@@ -6,13 +6,11 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from dvclive import Live
 from torch import nn
 
 from sam4ir import config, models
 from sam4ir.errors import Sam4irError
-from sam4ir.io import atomic_path
 from sam4ir.train import TrainConfig
 
 METHODS = ("baseline", "control", "spd", "spd_sgr")
@@ -90,13 +88,6 @@ def train_config(params: dict, section: str) -> TrainConfig:
     return TrainConfig(**cfg)
 
 
-def save_model(path: Path, net: nn.Module, name: str, kwargs: dict) -> None:
-    """Weights under BasicSR's ``params`` key (so our loader and BasicSR's read them) plus how to rebuild the net."""
-    state = {"params": net.state_dict(), "model": name, "model_args": kwargs}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
 def open_live(path: Path, resumed: bool) -> Live:
     """dvclive logger writing under ``path``; DVC stages declare its metrics and plots themselves."""
     return Live(dir=str(path), resume=resumed, save_dvc_exp=False, dvcyaml=False)
@@ -140,11 +131,11 @@ def train_run(params: dict, paths: TaskPaths, method: str, objective: nn.Module,
         return
     name, kwargs = model_spec(params)
     run = paths.run(method)
-    save_model(run / "model.pt", ir1, name, kwargs)
+    models.save_model(run / "model.pt", ir1, name, kwargs)
     if "ir2" in objective.nets:
         from sam4ir.spf import prior_channels
         prior = config.get(params, "spf.prior")
-        save_model(run / "ir2.pt", objective.nets["ir2"], name,
+        models.save_model(run / "ir2.pt", objective.nets["ir2"], name,
                    {**kwargs, "extra_in_channels": prior_channels(prior)})
     live.end()
     state_path.unlink(missing_ok=True)

@@ -23,14 +23,6 @@ from sam4ir.train import resolve_device
 IR2_ROW = "ir2"
 
 
-def load_run(path, device: torch.device) -> torch.nn.Module:
-    """Rebuild a saved network from the name/args stored beside its weights."""
-    meta = torch.load(path, map_location="cpu", weights_only=True)
-    net = models.build(meta["model"], **meta["model_args"])
-    models.load_weights(net, path)
-    return net.to(device).eval()
-
-
 def main() -> None:
     args = stage_args(__doc__)
     params = load_task_params(args)
@@ -40,8 +32,8 @@ def main() -> None:
     n_save = config.get(params, "eval.save_images", kind=int)
     prior = config.get(params, "spf.prior")
     device = resolve_device(config.get(params, "train.device", kind=str))
-    nets = {m: load_run(paths.run(m) / "model.pt", device) for m in METHODS}
-    nets[IR2_ROW] = load_run(paths.run("spd_sgr") / "ir2.pt", device)
+    nets = {m: models.load_model(paths.run(m) / "model.pt", device) for m in METHODS}
+    nets[IR2_ROW] = models.load_model(paths.run("spd_sgr") / "ir2.pt", device)
 
     rows = []
     pairs = scan_pairs(paths.prepared, "test")

@@ -10,14 +10,14 @@ import pandas as pd
 
 from sam4ir import config
 from sam4ir.io import atomic_path
-from sam4ir.models import count_params
+from sam4ir.models import count_params, load_model
 from sam4ir.report.cost_table import cost_table
 from sam4ir.report.figures import image_grid, line_facets, read_live_metric
 from sam4ir.report.tables import METHOD_LABELS, results_table, to_markdown
 from sam4ir.spf import prior_channels
 from sam4ir.stages import run_stage
 from sam4ir.stages.common import METHODS, TaskPaths
-from sam4ir.stages.evaluate import IR2_ROW, load_run
+from sam4ir.stages.evaluate import IR2_ROW
 
 OUT = Path("reports")
 GRID_COLUMNS = ["input", "baseline", "control", "spd_sgr", IR2_ROW, "target"]
@@ -65,8 +65,8 @@ def main() -> None:
         metrics = json.loads((paths.eval / "metrics.json").read_text())
         masks = json.loads((paths.masks / "summary.json").read_text())
         backends[task] = masks.get("backend", "?")
-        n_params = {m: count_params(load_run(paths.run(m) / "model.pt", "cpu")) for m in METHODS}
-        n_params[IR2_ROW] = count_params(load_run(paths.run("spd_sgr") / "ir2.pt", "cpu"))
+        n_params = {m: count_params(load_model(paths.run(m) / "model.pt", "cpu")) for m in METHODS}
+        n_params[IR2_ROW] = count_params(load_model(paths.run("spd_sgr") / "ir2.pt", "cpu"))
         tables.append(results_table(metrics, task=task, model=model, params=n_params, priors=backends[task]))
         rows = [{c: (paths.eval / "images" / c / f"{p.stem}.png") for c in GRID_COLUMNS if c != "target"}
                 | {"target": paths.prepared / "test" / "target" / f"{p.stem}.png"}
@@ -77,9 +77,9 @@ def main() -> None:
     write_csv(OUT / "results.csv", results)
 
     first = TaskPaths(tasks[0])
-    cost = cost_table(load_run(first.run("baseline") / "model.pt", "cpu"),
-                      load_run(first.run("spd_sgr") / "model.pt", "cpu"),
-                      load_run(first.run("spd_sgr") / "ir2.pt", "cpu"),
+    cost = cost_table(load_model(first.run("baseline") / "model.pt", "cpu"),
+                      load_model(first.run("spd_sgr") / "model.pt", "cpu"),
+                      load_model(first.run("spd_sgr") / "ir2.pt", "cpu"),
                       prior_channels=prior_channels(prior),
                       size=config.get(params, "report.latency_size", kind=int),
                       runs=config.get(params, "report.latency_runs", kind=int),

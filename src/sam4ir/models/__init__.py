@@ -1,0 +1,126 @@
+"""The IR networks by name, and their weights in and out.
+
+``MODELS`` is the only place that maps ``model.name`` in params.yaml to a network class; ``build`` takes the
+original constructors' argument names, so a released configuration's options carry over unchanged.
+``load_weights`` reads our checkpoints and the official BasicSR-style ``.pth`` files alike.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Callable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from sam4ir.errors import Sam4irError
+from sam4ir.io import atomic_path
+from sam4ir.models.base import RestorationNet, RestorationOutput
+from sam4ir.models.hinet import HINet
+from sam4ir.models.nafnet import NAFNet
+from sam4ir.models.restormer import Restormer
+
+__all__ = ["MODELS", "RestorationNet", "RestorationOutput", "build", "count_params", "load_model", "load_weights",
+           "save_model"]
+
+MODELS: dict[str, Callable[..., RestorationNet]] = {"nafnet": NAFNet, "hinet": HINet, "restormer": Restormer}
+
+_WRAPPER_KEYS = ("params_ema", "params", "state_dict")  # BasicSR saves EMA weights first when it has them
+_SHOWN = 3  # offending keys named in an error message
+
+
+def build(name: str, **kwargs) -> RestorationNet:
+    """Network ``name`` (a key of ``MODELS``) built with its original constructor's keyword arguments."""
+    if name not in MODELS:
+        raise Sam4irError(f"model.name: unknown model {name!r}; known: {', '.join(MODELS)}")
+    cls = MODELS[name]
+    accepted = inspect.signature(cls).parameters
+    unknown = [key for key in kwargs if key not in accepted]
+    if unknown:
+        raise Sam4irError(f"model.args.{unknown[0]}: {name} has no such argument; it takes {', '.join(accepted)}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError, RuntimeError) as err:
+        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise Sam4irError(f"model.args: cannot build {name} from {kwargs}: {first_line}") from err
+    except Sam4irError as err:
+        raise Sam4irError(f"model.args: {name}: {err}") from err
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameters (trainable or not); works on meta-device models."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True) -> None:
+    """Load a checkpoint into ``model`` in place.
+
+    Accepts a bare state dict or one wrapped under ``params_ema`` / ``params`` / ``state_dict`` (first found wins),
+    with or without DDP's ``module.`` prefix. ``strict=False`` tolerates missing and unexpected keys, never a
+    shape mismatch. Any failure is a one-line Sam4irError naming the file and the first offending keys.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise Sam4irError(f"{path}: checkpoint file not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises pickle, zip and runtime errors alike for a bad file
+        raise Sam4irError(f"{path}: not a readable torch checkpoint ({type(err).__name__})") from err
+    state = _unwrap(ckpt, path)
+    problems = _mismatches(model.state_dict(), state, strict)
+    if problems:
+        raise Sam4irError(f"{path}: does not fit {type(model).__name__}: {'; '.join(problems)}")
+    model.load_state_dict(state, strict=strict)
+
+
+def save_model(path: str | os.PathLike, net: nn.Module, name: str, kwargs: dict) -> None:
+    """Weights under BasicSR's ``params`` key (so BasicSR and :func:`load_weights` read them) plus the registry
+    name and constructor arguments, so :func:`load_model` can rebuild the network without params.yaml."""
+    with atomic_path(path) as tmp:
+        torch.save({"params": net.state_dict(), "model": name, "model_args": kwargs}, tmp)
+
+
+def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> RestorationNet:
+    """Rebuild and load a network saved by :func:`save_model`, in eval mode on ``device``."""
+    path = Path(path)
+    if not path.is_file():
+        raise Sam4irError(f"{path}: checkpoint file not found")
+    meta = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(meta, Mapping) or "model" not in meta or "model_args" not in meta:
+        raise Sam4irError(f"{path}: not a sam4ir checkpoint (no 'model'/'model_args'); build the network and use "
+                          "load_weights for official checkpoints")
+    net = build(meta["model"], **meta["model_args"])
+    load_weights(net, path)
+    return net.to(device).eval()
+
+
+def _unwrap(ckpt: object, path: Path) -> dict[str, Tensor]:
+    """The state dict inside a checkpoint, keys without the ``module.`` prefix."""
+    if isinstance(ckpt, Mapping):
+        ckpt = next((ckpt[key] for key in _WRAPPER_KEYS if key in ckpt), ckpt)
+    if not isinstance(ckpt, Mapping) or not all(isinstance(v, Tensor) for v in ckpt.values()):
+        raise Sam4irError(f"{path}: no state dict found (expected tensors, optionally under {'/'.join(_WRAPPER_KEYS)})")
+    return {key.removeprefix("module."): value for key, value in ckpt.items()}
+
+
+def _mismatches(expected: Mapping[str, Tensor], given: Mapping[str, Tensor], strict: bool) -> list[str]:
+    """Human-readable key/shape problems, each listing at most ``_SHOWN`` keys."""
+    def listed(keys: list[str]) -> str:
+        more = f" (+{len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else ""
+        return ", ".join(keys[:_SHOWN]) + more
+
+    problems = []
+    if strict:
+        missing = [key for key in expected if key not in given]
+        unexpected = [key for key in given if key not in expected]
+        if missing:
+            problems.append(f"missing keys {listed(missing)}")
+        if unexpected:
+            problems.append(f"unexpected keys {listed(unexpected)}")
+    shapes = [f"{key} {list(given[key].shape)} vs model {list(value.shape)}"
+              for key, value in expected.items() if key in given and given[key].shape != value.shape]
+    if shapes:
+        problems.append(f"shape mismatch {listed(shapes)}")
+    return problems

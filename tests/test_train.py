@@ -1,0 +1,135 @@
+"""The shared training loop: seeded sampling, resume after a kill, and data-parallel equivalence."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch.utils.data import Dataset
+
+from sam4ir.errors import Sam4irError
+from sam4ir.models import build
+from sam4ir.objectives import BaselineObjective
+from sam4ir.train import DistInfo, SampleStream, TrainConfig, fit, rank_indices, saved_iter
+
+TINY = dict(width=4, enc_blk_nums=[1], middle_blk_num=1, dec_blk_nums=[1])
+
+
+class NoisyCrops(Dataset):
+    """Four fixed 24x24 images; items are random 16x16 crops (drawn from torch's RNG, like PairedDataset)."""
+
+    def __init__(self) -> None:
+        g = torch.Generator().manual_seed(1)
+        self.targets = torch.rand(4, 3, 24, 24, generator=g)
+        self.inputs = (self.targets + 0.1 * torch.randn(4, 3, 24, 24, generator=g)).clamp(0, 1)
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> dict:
+        top, left = torch.randint(0, 9, (2,)).tolist()
+        return {"input": self.inputs[i, :, top:top + 16, left:left + 16],
+                "target": self.targets[i, :, top:top + 16, left:left + 16]}
+
+
+def objective() -> BaselineObjective:
+    torch.manual_seed(0)
+    return BaselineObjective(build("nafnet", **TINY), "psnr")
+
+
+CFG = TrainConfig(iters=12, batch_size=4, lr=1e-3, ckpt_every=4, val_every=100)
+
+
+def weights(obj: BaselineObjective) -> dict:
+    return {k: v.clone() for k, v in obj.nets.state_dict().items()}
+
+
+def test_sample_stream_is_a_function_of_seed_and_index():
+    stream = SampleStream(NoisyCrops(), seed=3, length=100)
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    a, b = stream[7], stream[7]
+    assert torch.equal(a["input"], b["input"])
+    assert not torch.equal(stream[7]["input"], stream[8]["input"])
+    torch.manual_seed(123)
+    assert torch.equal(torch.rand(1), before)  # the caller's RNG stream is untouched
+    assert not torch.equal(SampleStream(NoisyCrops(), seed=4, length=100)[7]["input"], a["input"])
+
+
+def test_rank_indices_split_each_global_batch():
+    cfg = TrainConfig(iters=3, batch_size=4, lr=1e-3)
+    whole = rank_indices(1, cfg, DistInfo())
+    halves = [rank_indices(1, cfg, DistInfo(r, 2)) for r in range(2)]
+    assert whole == list(range(4, 12))
+    assert sorted(halves[0] + halves[1]) == whole
+    assert halves[0][:2] == [4, 5] and halves[1][:2] == [6, 7]
+    with pytest.raises(Sam4irError, match="not divisible"):
+        rank_indices(0, cfg, DistInfo(0, 3))
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+    reference = objective()
+    fit(reference, NoisyCrops(), CFG, state_path=tmp_path / "ref.pt", run_id="a")
+
+    class Killed(Exception):
+        pass
+
+    def die_at_6(step, record):
+        if step == 6:
+            raise Killed
+
+    state = tmp_path / "state.pt"
+    with pytest.raises(Killed):
+        fit(objective(), NoisyCrops(), CFG, state_path=state, run_id="a", log=die_at_6)
+    assert saved_iter(state, "a") == 4 and saved_iter(state, "other-config") == 0
+    resumed = objective()
+    steps = []
+    fit(resumed, NoisyCrops(), CFG, state_path=state, run_id="a", log=lambda s, r: steps.append(s))
+    assert steps == list(range(5, 13))
+    for key, value in weights(reference).items():
+        assert torch.equal(value, resumed.nets.state_dict()[key]), key
+
+
+def test_a_different_run_id_never_resumes(tmp_path):
+    state = tmp_path / "state.pt"
+    fit(objective(), NoisyCrops(), TrainConfig(iters=8, batch_size=4, lr=1e-3, ckpt_every=4), state_path=state,
+        run_id="old")
+    steps = []
+    fit(objective(), NoisyCrops(), TrainConfig(iters=2, batch_size=4, lr=1e-3), state_path=state, run_id="new",
+        log=lambda s, r: steps.append(s))
+    assert steps == [1, 2]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    from sam4ir.train import init_distributed
+
+    info = init_distributed(torch.device("cpu"))
+    obj = objective()
+    losses = []
+    fit(obj, NoisyCrops(), CFG, info=info, log=lambda s, r: losses.append(r["loss"]))
+    if info.main:
+        torch.save({"weights": obj.nets.state_dict(), "losses": losses}, out)
+    torch.distributed.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_gloo_ddp_equals_one_process(tmp_path):
+    single = objective()
+    losses = []
+    fit(single, NoisyCrops(), CFG, log=lambda s, r: losses.append(r["loss"]))
+    out = tmp_path / "ddp.pt"
+    mp.spawn(_ddp_worker, args=(2, free_port(), str(out)), nprocs=2, join=True)
+    ddp = torch.load(out, weights_only=True)
+    assert torch.allclose(torch.tensor(ddp["losses"]), torch.tensor(losses), atol=1e-4)
+    for key, value in single.nets.state_dict().items():
+        assert torch.allclose(value, ddp["weights"][key], atol=1e-5), key
