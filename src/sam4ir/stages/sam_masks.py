@@ -1,0 +1,131 @@
+"""Stage sam_masks: one cached label map per prepared image (``data/masks/<task>/<split>/<name>.png``).
+
+``python -m sam4ir.stages.sam_masks --task derain [--params params.yaml] [--shard i/n]``
+
+Resumable: existing label maps are kept when ``settings.json`` (what produced them) matches the
+current params, and deleted otherwise, so a changed param never mixes old and new masks.
+Shards (``--shard i/n``, e.g. one per GPU with ``CUDA_VISIBLE_DEVICES``) split every split's
+images; a last run without ``--shard`` finds them all done and writes the complete summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from sam4ir import config
+from sam4ir.errors import Sam4irError
+from sam4ir.io import write_json
+from sam4ir.sam import (CLASSICAL_METHODS, SAM_MODEL_TYPES, ClassicalSegmenter, SamSegmenter, ensure_checkpoint,
+                        extract_masks, generator_kwargs, label_map_path, load_sam, resolve_device, segment_counts)
+from sam4ir.sam.extract import Segmenter
+from sam4ir.sam.generator import AMP_DTYPES
+from sam4ir.stages import run_stage
+from sam4ir.stages.common import TaskPaths, load_task_params
+
+SPLITS = ("train", "test")
+SOURCE_DIRS = {"degraded": "input", "target": "target"}  # sam.source -> folder of data/prepared/<task>/<split>
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--shard", default="0/1", help="i/n: process every n-th image starting at the i-th")
+    args = parser.parse_args(argv)
+    shard = _parse_shard(args.shard)
+    params = load_task_params(args)
+    paths = TaskPaths(args.task)
+    source = config.get(params, "sam.source", choices=SOURCE_DIRS)
+    batch_size = config.get(params, "sam.batch_size", 1, kind=int)
+    if batch_size < 1:
+        raise Sam4irError(f"{args.params}: param 'sam.batch_size' = {batch_size} should be >= 1")
+    images = {split: _images(paths.prepared / split / SOURCE_DIRS[source]) for split in SPLITS}
+
+    settings = {"backend": config.get(params, "sam.backend", choices=("sam", "classical")), "source": source}
+    segmenter, settings = _segmenter(params, settings)
+    _drop_stale(paths.masks, settings)
+    write_json(paths.masks / "settings.json", settings)
+
+    runs = {split: extract_masks(images[split], paths.masks / split, segmenter, batch_size=batch_size, shard=shard,
+                                 desc=f"{args.task}/{split}") for split in SPLITS}
+    summary = {**settings, "task": args.task, "shard": args.shard, "splits": {}}
+    counts_all = []
+    for split in SPLITS:
+        done = [label_map_path(paths.masks / split, p) for p in images[split]]
+        counts = segment_counts([p for p in done if p.is_file()])
+        counts_all += counts
+        summary["splits"][split] = {"images": len(images[split]), "label_maps": len(counts),
+                                    "mean_segments": _mean(counts), "written": runs[split]["written"],
+                                    "skipped": runs[split]["skipped"]}
+    summary.update(images=sum(len(v) for v in images.values()), label_maps=len(counts_all),
+                   mean_segments=_mean(counts_all), seconds=round(sum(r["seconds"] for r in runs.values()), 3))
+    summary["complete"] = summary["label_maps"] == summary["images"]
+    write_json(paths.masks / "summary.json", summary)
+    print(f"sam_masks {args.task}: {summary['label_maps']}/{summary['images']} label maps ({settings['backend']}), "
+          f"{summary['mean_segments']} segments per image on average, {summary['seconds']} s")
+
+
+def _segmenter(params: dict, settings: dict) -> tuple[Segmenter, dict]:
+    """The configured backend and the settings that determine its output (recorded next to the masks)."""
+    g = lambda key, *a, **kw: config.get(params, f"sam.{key}", *a, **kw)  # noqa: E731
+    if settings["backend"] == "classical":
+        number = (int, float)
+        classical = {"method": g("classical.method", "felzenszwalb", choices=CLASSICAL_METHODS),
+                     "scale": g("classical.scale", 100, kind=number), "sigma": g("classical.sigma", 0.8, kind=number),
+                     "min_size": g("classical.min_size", 50, kind=int),
+                     "n_segments": g("classical.n_segments", 100, kind=int),
+                     "compactness": g("classical.compactness", 10, kind=number)}
+        return ClassicalSegmenter(**classical), {**settings, "classical": classical}
+    model_type = g("model_type", choices=SAM_MODEL_TYPES)
+    amp = g("amp", "none", choices=AMP_DTYPES)
+    generator = generator_kwargs(g("generator", {}, kind=dict))
+    device = resolve_device(g("device", "auto", kind=str))
+    checkpoint = ensure_checkpoint(model_type, Path(g("checkpoint", kind=str)), g("download", kind=bool))
+    sam = load_sam(model_type, checkpoint, device)
+    settings = {**settings, "model_type": model_type, "checkpoint": checkpoint.name,
+                "checkpoint_bytes": checkpoint.stat().st_size, "amp": amp, "generator": generator}
+    return SamSegmenter(sam, generator, amp=amp), settings
+
+
+def _drop_stale(root: Path, settings: dict) -> None:
+    """Delete label maps made under other settings (or unknown ones), so that resuming never mixes the two."""
+    recorded = root / "settings.json"
+    current = json.loads(json.dumps(settings))
+    if recorded.is_file() and json.loads(recorded.read_text()) == current:
+        return
+    stale = [p for split in SPLITS for p in (root / split).glob("*.png")]
+    if stale:
+        print(f"sam4ir: note: {len(stale)} label maps in {root} were made with other settings; recomputing",
+              file=sys.stderr)
+    for path in stale:
+        path.unlink()
+
+
+def _images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise Sam4irError(f"{folder}: folder not found (run the prepare_data stage first)")
+    found = sorted(folder.glob("*.png"))
+    if not found:
+        raise Sam4irError(f"{folder}: no *.png images")
+    return found
+
+
+def _parse_shard(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)/(\d+)", text)
+    if not match or not int(match.group(1)) < int(match.group(2)):
+        raise Sam4irError(f"--shard {text!r}: expected i/n with 0 <= i < n")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _mean(values: list[int]) -> float | None:
+    return round(float(np.mean(values)), 3) if values else None
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,173 @@
+"""sam4ir.download against a local HTTP server (127.0.0.1 only) and file:// URLs."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import re
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sam4ir.download import download, sha256_file
+from sam4ir.errors import Sam4irError
+
+DATA = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+SHA256 = hashlib.sha256(DATA).hexdigest()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves ``server.files``; honours ``Range: bytes=N-`` unless ``server.ignore_range``."""
+
+    def do_GET(self) -> None:
+        server = self.server
+        server.requests.append(dict(self.headers))
+        data = server.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+        start = int(match.group(1)) if match and not server.ignore_range else 0
+        if start >= len(data) > 0:
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(data)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        body = data[start:]
+        if server.cut_after is not None:  # simulate a dropped connection once
+            body, server.cut_after = body[:server.cut_after], None
+        self.wfile.write(body)
+        server.bytes_sent += len(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def server():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.files, srv.requests, srv.bytes_sent, srv.ignore_range, srv.cut_after = {"/f.bin": DATA}, [], 0, False, None
+    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join(timeout=5)
+
+
+def _get(url: str, dest: Path, **kw) -> Path:
+    return download(url, dest, progress=False, timeout=5, chunk_size=64 * 1024, **kw)
+
+
+def test_full_download_verified(server, tmp_path):
+    dest = _get(f"{server.url}/f.bin", tmp_path / "sub" / "f.bin", sha256=SHA256)
+    assert dest.read_bytes() == DATA
+    assert sha256_file(dest) == SHA256
+    assert not (tmp_path / "sub" / "f.bin.part").exists()
+    assert "Range" not in server.requests[0]
+
+
+def test_existing_dest_is_not_fetched_again(server, tmp_path):
+    dest = tmp_path / "f.bin"
+    dest.write_bytes(b"kept")
+    assert _get(f"{server.url}/f.bin", dest, sha256=SHA256).read_bytes() == b"kept"
+    assert server.requests == []
+
+
+def test_resume_from_truncated_part(server, tmp_path):
+    dest = tmp_path / "f.bin"
+    (tmp_path / "f.bin.part").write_bytes(DATA[:100_000])
+    _get(f"{server.url}/f.bin", dest, sha256_prefix=SHA256[:10])
+    assert server.requests[0]["Range"] == "bytes=100000-"
+    assert server.bytes_sent == len(DATA) - 100_000
+    assert dest.read_bytes() == DATA
+
+
+def test_dropped_connection_keeps_part_and_next_call_resumes(server, tmp_path):
+    dest = tmp_path / "f.bin"
+    server.cut_after = 70_000
+    with pytest.raises(Sam4irError, match="run again to resume") as err:
+        _get(f"{server.url}/f.bin", dest, sha256=SHA256)
+    assert "\n" not in str(err.value)
+    assert (tmp_path / "f.bin.part").stat().st_size == 70_000 and not dest.exists()
+    _get(f"{server.url}/f.bin", dest, sha256=SHA256)
+    assert server.requests[1]["Range"] == "bytes=70000-"
+    assert dest.read_bytes() == DATA
+
+
+def test_server_ignoring_range_restarts_from_zero(server, tmp_path):
+    server.ignore_range = True
+    dest = tmp_path / "f.bin"
+    (tmp_path / "f.bin.part").write_bytes(b"x" * 5000)  # wrong bytes: must not survive
+    _get(f"{server.url}/f.bin", dest, sha256=SHA256)
+    assert server.requests[0]["Range"] == "bytes=5000-"
+    assert dest.read_bytes() == DATA
+
+
+def test_complete_part_answered_416_is_verified_in_place(server, tmp_path):
+    dest = tmp_path / "f.bin"
+    (tmp_path / "f.bin.part").write_bytes(DATA)
+    _get(f"{server.url}/f.bin", dest, sha256=SHA256)
+    assert server.bytes_sent == 0
+    assert dest.read_bytes() == DATA
+
+
+def test_wrong_hash_deletes_download(server, tmp_path):
+    dest = tmp_path / "f.bin"
+    wrong = "0" * 64
+    with pytest.raises(Sam4irError) as err:
+        _get(f"{server.url}/f.bin", dest, sha256=wrong)
+    msg = str(err.value)
+    assert "\n" not in msg and "f.bin" in msg and wrong in msg and SHA256 in msg
+    assert not dest.exists() and not (tmp_path / "f.bin.part").exists()
+
+
+def test_md5_prefix_checked(server, tmp_path):
+    md5 = hashlib.md5(DATA).hexdigest()
+    assert _get(f"{server.url}/f.bin", tmp_path / "a.bin", md5_prefix=md5[:6]).read_bytes() == DATA
+    with pytest.raises(Sam4irError, match="md5 prefix mismatch"):
+        _get(f"{server.url}/f.bin", tmp_path / "b.bin", md5_prefix="ffffff" if md5[:6] != "ffffff" else "000000")
+
+
+def test_http_404_names_url_and_dest(server, tmp_path):
+    dest = tmp_path / "nope.bin"
+    with pytest.raises(Sam4irError, match="HTTP 404") as err:
+        _get(f"{server.url}/nope.bin", dest)
+    assert f"{server.url}/nope.bin" in str(err.value) and str(dest) in str(err.value)
+
+
+def test_connection_refused_is_one_line(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/sam.pth"
+    dest = tmp_path / "sam.pth"
+    with pytest.raises(Sam4irError) as err:
+        _get(url, dest)
+    msg = str(err.value)
+    assert "\n" not in msg and url in msg and f"download it manually to {dest}" in msg
+    assert not dest.exists()
+
+
+def test_file_url(tmp_path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(DATA)
+    dest = _get(src.as_uri(), tmp_path / "out" / "copy.bin", sha256_prefix=SHA256[:8])
+    assert dest.read_bytes() == DATA
+    with pytest.raises(Sam4irError, match="download it manually"):
+        _get((tmp_path / "absent.bin").as_uri(), tmp_path / "x.bin")
+
+
+def test_bad_hash_argument_rejected(tmp_path):
+    with pytest.raises(Sam4irError, match="invalid sha256 prefix"):
+        _get("file:///dev/null", tmp_path / "x.bin", sha256_prefix="xyz")

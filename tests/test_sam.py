@@ -1,0 +1,328 @@
+"""SAM mask extraction on CPU: a tiny random SAM built from segment_anything's own modules runs the real code path."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+import torch
+import yaml
+from segment_anything.utils.amg import mask_to_rle_pytorch
+
+import sam4ir
+from sam4ir.errors import Sam4irError
+from sam4ir.io import read_label_map, write_image
+from sam4ir.sam import (ClassicalSegmenter, SamSegmenter, build_sam, ensure_checkpoint, extract_masks,
+                        generator_kwargs, load_sam, masks_to_label_map, save_sam_with_config, segments_to_label_map,
+                        select_shard)
+from sam4ir.stages import sam_masks
+
+TINY_SAM = dict(encoder_embed_dim=32, encoder_depth=2, encoder_num_heads=2, encoder_global_attn_indexes=[1],
+                image_size=64, window_size=4, prompt_embed_dim=32, decoder_depth=1, decoder_mlp_dim=64,
+                decoder_num_heads=2, iou_head_hidden_dim=32, mask_in_chans=4)
+# Random weights predict heavily overlapping masks; keeping them all (no score filters, NMS off) gives many segments.
+RELAXED = dict(points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)
+
+
+def _photo(size: tuple[int, int], which: str = "astronaut") -> np.ndarray:
+    """A real photo resized to ``(W, H)``: RGB uint8 ``H x W x 3``."""
+    return cv2.resize(getattr(skimage.data, which)(), size, interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("sam") / "sam_tiny.pth"
+    save_sam_with_config(build_sam(**TINY_SAM), TINY_SAM, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_sam(tiny_ckpt):
+    torch.set_num_threads(2)
+    return load_sam("vit_b", tiny_ckpt, "cpu")
+
+
+def _square(shape, y0, x0, size) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    mask[y0:y0 + size, x0:x0 + size] = True
+    return mask
+
+
+# --- label maps -------------------------------------------------------------------------------------------------
+
+def test_masks_painted_large_first_and_renumbered():
+    shape = (12, 10)
+    big, small, hidden = _square(shape, 0, 0, 8), _square(shape, 2, 2, 3), _square(shape, 3, 3, 1)
+    masks = [{"segmentation": m, "area": int(m.sum())} for m in (small, hidden, big)]
+    masks.append({"segmentation": mask_to_rle_pytorch(torch.from_numpy(_square(shape, 9, 6, 2))[None])[0], "area": 4})
+    lab = masks_to_label_map(masks, shape)
+    # painting order by area: big (64) -> 1, small (9) -> 2, RLE square (4) -> 3, hidden (1) -> 4, painted last on top
+    assert lab.dtype == np.uint16 and lab.shape == shape
+    assert lab[0, 0] == 1 and lab[2, 2] == 2 and lab[9, 6] == 3 and lab[3, 3] == 4 and lab[11, 0] == 0
+    assert (lab == 2).sum() == 8  # the 1-px mask painted over one of its pixels
+
+
+def test_fully_covered_mask_disappears_and_ids_stay_contiguous():
+    shape = (6, 6)
+    under = _square(shape, 0, 0, 2)  # area 4, painted after `big` but before the two that cover it
+    tops = [_square(shape, 0, 0, 2) & ~_square(shape, 1, 0, 2), _square(shape, 1, 0, 2) & _square(shape, 0, 0, 2)]
+    masks = [{"segmentation": _square(shape, 0, 0, 5), "area": 25}, {"segmentation": under, "area": 4}]
+    masks += [{"segmentation": t, "area": 3 - i} for i, t in enumerate(tops)]  # areas 3 and 2: painted after `under`
+    lab = masks_to_label_map(masks, shape)
+    assert sorted(np.unique(lab)) == [0, 1, 2, 3]  # `under` (would be id 2) vanished; ids renumbered
+    assert (lab[:2, :2] > 1).all() and lab[4, 4] == 1
+
+
+def test_segments_to_label_map_orders_by_area():
+    seg = np.array([[5, 5, 5, 9], [7, 7, 5, 9]])
+    lab = segments_to_label_map(seg)
+    assert lab.dtype == np.uint16
+    np.testing.assert_array_equal(lab, [[1, 1, 1, 3], [2, 2, 1, 3]])  # tie 7 vs 9: smaller value first
+
+
+# --- real SAM code path with a tiny model ----------------------------------------------------------------------
+
+def _check_label_map(lab: np.ndarray, image: np.ndarray) -> None:
+    assert lab.shape == image.shape[:2] and lab.dtype == np.uint16
+    ids = np.unique(lab[lab > 0])
+    np.testing.assert_array_equal(ids, np.arange(1, len(ids) + 1))  # contiguous ids
+
+
+def test_sam_label_map_on_photo_roundtrips_png(tiny_sam, tmp_path):
+    image = _photo((96, 80))
+    lab = SamSegmenter(tiny_sam, RELAXED)([image])[0]
+    _check_label_map(lab, image)
+    assert lab.max() > 5
+    write_image(tmp_path / "m.png", lab)
+    np.testing.assert_array_equal(read_label_map(tmp_path / "m.png"), lab)
+
+
+def test_batched_encoder_matches_one_image_at_a_time(tiny_sam):
+    images = [_photo((96, 80)), _photo((64, 96), "coffee"), _photo((72, 72), "chelsea")]
+    seg = SamSegmenter(tiny_sam, RELAXED)
+    encoded = []
+    hook = tiny_sam.image_encoder.register_forward_hook(lambda mod, inp, out: encoded.append(inp[0].shape[0]))
+    try:
+        batched = seg(images)
+        single = [seg([img])[0] for img in images]
+    finally:
+        hook.remove()
+    assert encoded == [3, 1, 1, 1]  # one encoder call for the batch, then one per image
+    for b, s in zip(batched, single):
+        np.testing.assert_array_equal(b, s)
+    assert len({b.max() for b in batched}) > 1  # different images, different maps
+
+
+def test_crop_layers_use_the_generators_own_encoding(tiny_sam):
+    image = _photo((80, 64))
+    lab = SamSegmenter(tiny_sam, {**RELAXED, "crop_n_layers": 1})([image, image])
+    for one in lab:
+        _check_label_map(one, image)
+    np.testing.assert_array_equal(lab[0], lab[1])
+
+
+def test_rle_output_mode_gives_the_same_map(tiny_sam):
+    image = _photo((96, 80))
+    a = SamSegmenter(tiny_sam, RELAXED)([image])[0]
+    b = SamSegmenter(tiny_sam, {**RELAXED, "output_mode": "uncompressed_rle"})([image])[0]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_generator_params_are_validated():
+    assert generator_kwargs({"points_per_side": 4})["pred_iou_thresh"] == 0.88  # SAM's default kept
+    with pytest.raises(Sam4irError, match="sam.generator.points_per_sid"):
+        generator_kwargs({"points_per_sid": 4})
+    with pytest.raises(Sam4irError, match="output_mode"):
+        generator_kwargs({"output_mode": "coco_rle"})
+
+
+def test_load_sam_errors_are_one_line(tiny_ckpt, tmp_path):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    state = torch.load(tiny_ckpt, weights_only=True)
+    del state["state_dict"]["mask_decoder.iou_token.weight"]
+    torch.save(state, tmp_path / "partial.pth")
+    torch.save({"image_encoder.pos_embed": torch.zeros(1)}, tmp_path / "foreign.pth")
+    cases = {tmp_path / "absent.pth": "not found", bad: "not a readable SAM checkpoint",
+             tmp_path / "partial.pth": "1 missing keys", tmp_path / "foreign.pth": "does not match SAM vit_b"}
+    for path, expected in cases.items():
+        with pytest.raises(Sam4irError, match=expected) as err:
+            load_sam("vit_b", path)
+        assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+# --- classical backend ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["felzenszwalb", "slic"])
+def test_classical_segments_a_photo(method):
+    image = _photo((96, 80))
+    lab = ClassicalSegmenter(method, n_segments=20)([image])[0]
+    _check_label_map(lab, image)
+    assert lab.min() == 1 and lab.max() > 1
+    counts = np.bincount(lab.ravel())[1:]
+    assert (np.diff(counts) <= 0).all()  # ids by area, largest first
+
+
+# --- extraction: resume and shards -----------------------------------------------------------------------------
+
+class _Counting:
+    def __init__(self, segmenter):
+        self.segmenter, self.images = segmenter, 0
+
+    def __call__(self, images):
+        self.images += len(images)
+        return self.segmenter(images)
+
+
+def _write_photos(folder: Path, n: int) -> list[Path]:
+    paths = []
+    for i in range(n):
+        paths.append(folder / f"img{i:02d}.png")
+        write_image(paths[-1], np.roll(_photo((48, 40)), 7 * i, axis=1))
+    return paths
+
+
+def test_extract_resumes_and_skips_done_images(tiny_sam, tmp_path):
+    paths = _write_photos(tmp_path / "in", 5)
+    seg = _Counting(SamSegmenter(tiny_sam, RELAXED))
+    first = extract_masks(paths, tmp_path / "out", seg, batch_size=2, progress=False)
+    assert first["written"] == 5 and seg.images == 5
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [p.name for p in paths]
+    (tmp_path / "out" / "img03.png").unlink()
+    second = extract_masks(paths, tmp_path / "out", seg, batch_size=2, progress=False)
+    assert second == {**second, "written": 1, "skipped": 4} and seg.images == 6
+
+
+def test_shards_cover_every_image_exactly_once(tmp_path):
+    paths = [tmp_path / f"{c}.png" for c in "gcaebfdh"]
+    shards = [select_shard(paths, (i, 3)) for i in range(3)]
+    assert sorted(p for s in shards for p in s) == sorted(paths)
+    assert shards[0] == sorted(paths)[0::3]
+    images = _write_photos(tmp_path / "in", 4)
+    seg = _Counting(ClassicalSegmenter())
+    for i in range(3):
+        extract_masks(images, tmp_path / "out", seg, shard=(i, 3), progress=False)
+    assert seg.images == 4 and len(list((tmp_path / "out").glob("*.png"))) == 4
+
+
+# --- checkpoints -------------------------------------------------------------------------------------------------
+
+def test_missing_checkpoint_without_download_is_one_line(tmp_path):
+    dest = tmp_path / "sam_vit_b_01ec64.pth"
+    with pytest.raises(Sam4irError) as err:
+        ensure_checkpoint("vit_b", dest, download=False)
+    msg = str(err.value)
+    assert "\n" not in msg and str(dest) in msg and "https://dl.fbaipublicfiles.com/segment_anything/" in msg
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+    thread.join(timeout=5)
+
+
+def test_checkpoint_download_checks_md5_prefix_of_the_name(tiny_ckpt, file_server, tmp_path):
+    root, url = file_server
+    data = tiny_ckpt.read_bytes()
+    good = f"sam_vit_t_{hashlib.md5(data).hexdigest()[:6]}.pth"
+    (root / good).write_bytes(data)
+    (root / "sam_vit_t_abcdef.pth").write_bytes(data)
+    dest = ensure_checkpoint("vit_b", tmp_path / "ckpt" / "sam.pth", download=True, url=f"{url}/{good}",
+                             progress=False)
+    assert load_sam("vit_b", dest).image_encoder.img_size == TINY_SAM["image_size"]
+    with pytest.raises(Sam4irError, match="md5 prefix mismatch .*expected abcdef"):
+        ensure_checkpoint("vit_b", tmp_path / "other.pth", download=True, url=f"{url}/sam_vit_t_abcdef.pth",
+                          progress=False)
+    assert not (tmp_path / "other.pth").exists()
+
+
+# --- the stage -----------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def stage_dir(tmp_path, tiny_ckpt, monkeypatch):
+    for split, n in (("train", 3), ("test", 2)):
+        for kind, shift in (("input", 0), ("target", 11)):
+            folder = tmp_path / "data" / "prepared" / "derain" / split / kind
+            for i in range(n):
+                write_image(folder / f"{split}{i}.png", np.roll(_photo((40, 32)), 5 * i + shift, axis=0))
+    params = {"tasks": ["derain"], "sam": {
+        "backend": "sam", "source": "degraded", "model_type": "vit_b", "checkpoint": str(tiny_ckpt),
+        "download": False, "device": "cpu", "amp": "none", "batch_size": 2, "generator": RELAXED,
+        "classical": {"method": "felzenszwalb", "scale": 100, "sigma": 0.8, "min_size": 20}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _set_params(root: Path, **sam):
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["sam"].update(sam)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def test_stage_writes_label_maps_summary_and_resumes(stage_dir, monkeypatch):
+    masks = stage_dir / "data" / "masks" / "derain"
+    sam_masks.main(["--task", "derain", "--shard", "1/2"])
+    summary = json.loads((masks / "summary.json").read_text())
+    assert summary["label_maps"] == 2 and not summary["complete"]  # shard 1/2: train1, test1
+    sam_masks.main(["--task", "derain"])
+    summary = json.loads((masks / "summary.json").read_text())
+    assert summary["backend"] == "sam" and summary["model_type"] == "vit_b" and summary["complete"]
+    assert summary["splits"]["train"] == {**summary["splits"]["train"], "images": 3, "written": 2, "skipped": 1}
+    assert summary["mean_segments"] > 1
+    lab = read_label_map(masks / "train" / "train0.png")
+    assert lab.shape == (32, 40)
+
+    calls = []
+    with monkeypatch.context() as patch:
+        patch.setattr(SamSegmenter, "__call__", lambda self, images: calls.append(images) or [])
+        sam_masks.main(["--task", "derain"])  # everything done: the model is never asked
+    assert calls == []
+
+    _set_params(stage_dir, backend="classical")  # other settings: old maps are dropped, not mixed in
+    sam_masks.main(["--task", "derain"])
+    summary = json.loads((masks / "summary.json").read_text())
+    assert summary["backend"] == "classical" and summary["splits"]["test"]["written"] == 2
+    assert read_label_map(masks / "train" / "train0.png").min() == 1  # classical maps cover every pixel
+
+
+def test_stage_bad_params_are_one_line(stage_dir):
+    _set_params(stage_dir, source="clean")
+    with pytest.raises(Sam4irError, match="sam.source"):
+        sam_masks.main(["--task", "derain"])
+    _set_params(stage_dir, source="degraded", generator={"points_per_side": "many"})
+    with pytest.raises(Sam4irError, match="sam.generator.points_per_side"):
+        sam_masks.main(["--task", "derain"])
+    with pytest.raises(Sam4irError, match="--shard"):
+        sam_masks.main(["--task", "derain", "--shard", "2/2"])
+
+
+def test_stage_cli_missing_checkpoint_exits_1_with_one_line(stage_dir):
+    _set_params(stage_dir, checkpoint="data/sam/sam_vit_b_01ec64.pth")
+    env = {**os.environ, "PYTHONPATH": str(Path(sam4ir.__file__).parents[1])}
+    proc = subprocess.run([sys.executable, "-m", "sam4ir.stages.sam_masks", "--task", "derain"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "data/sam/sam_vit_b_01ec64.pth" in lines[0] and "sam.download is false" in lines[0]
