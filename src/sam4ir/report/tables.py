@@ -28,6 +28,7 @@ def results_table(metrics: dict[str, dict], *, task: str, model: str, params: di
             "psnr": m["psnr"], "ssim": m["ssim"],
             "d_psnr": m["psnr"] - base["psnr"], "d_ssim": m["ssim"] - base["ssim"],
             "input_psnr": inp["psnr"], "input_ssim": inp["ssim"],
+            "seg_miou": m.get("seg_miou"), "input_seg_miou": inp.get("seg_miou"),
             "params": params.get(method), "needs_sam_at_inference": method in NEEDS_SAM, "priors": priors,
         })
     return pd.DataFrame(rows)

@@ -1,5 +1,8 @@
 """Stage ``evaluate``: PSNR/SSIM (BasicSR conventions) of every trained IR1 on the task's test pairs.
 
+Also the downstream-segmentation check (``eval.segmentation_check``): masks of each restored image, made by
+the configured SAM backend, matched against the masks of the clean target (matching mIoU).
+
 Rows: the degraded input itself, baseline, control, spd and spd_sgr (IR1 alone, no SAM at inference), and
 ``ir2`` — the SPF branch fed SAM priors of the test image, an upper reference that *needs SAM at inference*.
 """
@@ -15,9 +18,11 @@ from sam4ir.data import scan_pairs
 from sam4ir.inference import to_tensor, to_uint8
 from sam4ir.io import atomic_path, read_image, read_label_map, write_image, write_json
 from sam4ir.metrics import calculate_psnr, calculate_ssim
+from sam4ir.segmentation_check import matching_miou
 from sam4ir.spf import spf_input
 from sam4ir.stages import run_stage
 from sam4ir.stages.common import METHODS, TaskPaths, load_task_params, stage_args
+from sam4ir.stages.sam_masks import build_segmenter
 from sam4ir.train import resolve_device
 
 IR2_ROW = "ir2"
@@ -35,6 +40,10 @@ def main() -> None:
     nets = {m: models.load_model(paths.run(m) / "model.pt", device) for m in METHODS}
     nets[IR2_ROW] = models.load_model(paths.run("spd_sgr") / "ir2.pt", device)
 
+    segment = None
+    if config.get(params, "eval.segmentation_check", kind=bool):
+        segment, _ = build_segmenter(params, {"backend": config.get(params, "sam.backend", choices=("sam", "classical"))})
+
     rows = []
     pairs = scan_pairs(paths.prepared, "test")
     for i, pair in enumerate(tqdm(pairs, desc=f"evaluate {args.task}")):
@@ -49,19 +58,24 @@ def main() -> None:
                     outputs[method] = to_uint8(net(spf_input(y1, mask, prior)))
                 else:
                     outputs[method] = to_uint8(net(x))
+        clean_labels = segment([target])[0] if segment else None
         for method, img in outputs.items():
-            rows.append({"task": args.task, "method": method, "name": pair.name,
-                         "psnr": calculate_psnr(img, target, crop, test_y_channel=y_channel),
-                         "ssim": calculate_ssim(img, target, crop, test_y_channel=y_channel)})
+            row = {"task": args.task, "method": method, "name": pair.name,
+                   "psnr": calculate_psnr(img, target, crop, test_y_channel=y_channel),
+                   "ssim": calculate_ssim(img, target, crop, test_y_channel=y_channel)}
+            if segment:
+                row["seg_miou"] = matching_miou(segment([img])[0], clean_labels)
+            rows.append(row)
             if i < n_save:
                 write_image(paths.eval / "images" / method / f"{pair.name}.png", img)
 
     per_image = pd.DataFrame(rows)
     with atomic_path(paths.eval / "per_image.csv") as tmp:
         per_image.to_csv(tmp, index=False, float_format="%.6f")
-    summary = per_image.groupby("method", sort=False)[["psnr", "ssim"]].mean()
+    columns = [c for c in ("psnr", "ssim", "seg_miou") if c in per_image]
+    summary = per_image.groupby("method", sort=False)[columns].mean()
     write_json(paths.eval / "metrics.json",
-               {m: {"psnr": round(r.psnr, 4), "ssim": round(r.ssim, 5)} for m, r in summary.iterrows()})
+               {m: {c: round(float(r[c]), 5) for c in columns} for m, r in summary.iterrows()})
 
 
 if __name__ == "__main__":

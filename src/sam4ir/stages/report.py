@@ -22,7 +22,7 @@ from sam4ir.stages.evaluate import IR2_ROW
 OUT = Path("reports")
 GRID_COLUMNS = ["input", "baseline", "control", "spd_sgr", IR2_ROW, "target"]
 FLOATS = {"psnr": ".2f", "ssim": ".4f", "d_psnr": "+.2f", "d_ssim": "+.4f", "input_psnr": ".2f",
-          "input_ssim": ".4f", "gmacs": ".3f", "latency_ms": ".2f", "latency_ratio": ".3f"}
+          "input_ssim": ".4f", "seg_miou": ".3f", "input_seg_miou": ".3f", "gmacs": ".3f", "latency_ms": ".2f", "latency_ratio": ".3f"}
 
 
 def write_text(path: Path, text: str) -> None:
@@ -100,7 +100,9 @@ def main() -> None:
         f"Semantic priors from: {', '.join(f'{t}: `{b}`' for t, b in backends.items())}. SPF prior: `{prior}`.",
         "The paper's own figures are not shown: none could be verified from this environment.", "",
         "## Restoration quality (test split, BasicSR PSNR/SSIM)", "",
-        "Δ columns are against the baseline. Only rows marked `needs_sam_at_inference` use SAM at test time.", "",
+        "Δ columns are against the baseline. Only rows marked `needs_sam_at_inference` use SAM at test time.",
+        "`seg_miou`: downstream-segmentation check — masks of the restored image (same backend as the priors) matched",
+        "against masks of the clean image (matching mIoU; 1 = same partition).", "",
         to_markdown(results.drop(columns=["model", "priors"]), FLOATS), "",
         f"## Inference cost (one {size}×{size} image, CPU, median of {params['report']['latency_runs']} runs)", "",
         to_markdown(cost, FLOATS), "",

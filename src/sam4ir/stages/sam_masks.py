@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     images = {split: _images(paths.prepared / split / SOURCE_DIRS[source]) for split in SPLITS}
 
     settings = {"backend": config.get(params, "sam.backend", choices=("sam", "classical")), "source": source}
-    segmenter, settings = _segmenter(params, settings)
+    segmenter, settings = build_segmenter(params, settings)
     _drop_stale(paths.masks, settings)
     write_json(paths.masks / "settings.json", settings)
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{summary['mean_segments']} segments per image on average, {summary['seconds']} s")
 
 
-def _segmenter(params: dict, settings: dict) -> tuple[Segmenter, dict]:
+def build_segmenter(params: dict, settings: dict) -> tuple[Segmenter, dict]:
     """The configured backend and the settings that determine its output (recorded next to the masks)."""
     g = lambda key, *a, **kw: config.get(params, f"sam.{key}", *a, **kw)  # noqa: E731
     if settings["backend"] == "classical":
