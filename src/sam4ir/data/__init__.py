@@ -1,0 +1,6 @@
+"""Paired restoration data: the offline demo, validation of paired folders, and the training dataset."""
+
+from sam4ir.data.demo import DEMO_PHOTOS, TASKS, build_demo
+from sam4ir.data.paired import Pair, PairedDataset, scan_pairs
+
+__all__ = ["DEMO_PHOTOS", "TASKS", "Pair", "PairedDataset", "build_demo", "scan_pairs"]
