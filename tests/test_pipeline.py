@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def tiny_params() -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["tasks"] = ["derain"]  # one task keeps the suite fast; the DAG is the same for every task
     params["data"]["demo"].update(size=48, patches_per_photo=2)
     params["train"].update(iters=6, batch_size=2, crop=32, val_every=3, ckpt_every=3)
     params["distill"].update(iters=4)
@@ -52,7 +53,7 @@ def project(tmp_path_factory) -> Path:
 
 def test_repro_produces_the_report(project):
     results = pd.read_csv(project / "reports" / "results.csv")
-    assert set(results.task) == {"derain", "deblur", "denoise"}
+    assert set(results.task) == {"derain"}
     assert {"baseline", "control", "spd", "spd_sgr", "ir2"} <= set(results.method)
     for col in ("psnr", "ssim", "input_psnr", "input_ssim", "params"):
         assert results[col].notna().all(), col
@@ -62,7 +63,7 @@ def test_repro_produces_the_report(project):
     assert cost.loc[0, "params"] == cost.loc[1, "params"] and cost.loc[0, "gmacs"] == cost.loc[1, "gmacs"]
     md = (project / "reports" / "results.md").read_text()
     assert "needs_sam_at_inference" in md and "classical" in md
-    for name in ("training_curves", "loss_terms", "grid_derain", "grid_deblur", "grid_denoise"):
+    for name in ("training_curves", "loss_terms", "grid_derain"):
         assert (project / "reports" / "figures" / f"{name}.png").stat().st_size > 1000
     metrics = json.loads((project / "data" / "eval" / "derain" / "metrics.json").read_text())
     assert set(metrics) >= {"input", "baseline", "spd_sgr", "ir2"}
@@ -72,6 +73,22 @@ def test_second_repro_is_a_no_op(project):
     out = run([sys.executable, "-m", "dvc", "repro"], project)
     assert "Running stage" not in out
     assert "up to date" in out
+
+
+def test_remote_cache_shares_masks_and_checkpoints(project, tmp_path):
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    run([sys.executable, "-m", "dvc", "remote", "add", "-d", "team", str(tmp_path / "remote")], project)
+    run(git + ["add", "-A"], project)
+    run(git + ["commit", "-qm", "results"], project)
+    run([sys.executable, "-m", "dvc", "push"], project)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+    assert not (clone / "data" / "masks" / "derain").exists()
+    run([sys.executable, "-m", "dvc", "pull"], clone)
+    assert any((clone / "data" / "masks" / "derain" / "train").glob("*.png"))
+    assert (clone / "data" / "runs" / "derain" / "spd_sgr" / "model.pt").is_file()
+    out = run([sys.executable, "-m", "dvc", "repro"], clone)
+    assert "Running stage" not in out, out
 
 
 def test_distill_ablation_reruns_only_what_follows_the_masks(project):

@@ -19,34 +19,45 @@ def to_uint8(t: Tensor) -> np.ndarray:
     return t[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
-def _starts(size: int, tile: int, step: int) -> list[int]:
-    starts = list(range(0, max(size - tile, 0) + 1, step))
+def tile_spans(size: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:
+    """How one axis of ``size`` pixels is cut into tiles: ``(start, keep_from, keep_to)`` per tile.
+
+    The tile ``[start, start + tile)`` supplies the output ``[keep_from, keep_to)``. Neighbouring tiles overlap by
+    at least ``overlap`` pixels and split the overlap at its middle, so every kept pixel lies at least
+    ``overlap // 2`` pixels inside its tile on each cut side: a network that looks no further than that gives
+    exactly its whole-image output (the last tile is shifted back to end at the border, overlapping more).
+    """
+    if size <= tile:
+        return [(0, 0, size)]
+    starts = list(range(0, size - tile + 1, tile - overlap))
     if starts[-1] + tile < size:
         starts.append(size - tile)
-    return starts
+    cuts = [0] + [(prev + tile + nxt) // 2 for prev, nxt in zip(starts, starts[1:])] + [size]
+    return [(start, cuts[i], cuts[i + 1]) for i, start in enumerate(starts)]
 
 
 @torch.no_grad()
 def restore_tensor(net: nn.Module, x: Tensor, tile: Optional[int] = None, overlap: int = 32) -> Tensor:
-    """``net(x)`` for x: 1 x C x H x W; with ``tile`` the image is cut into overlapping tiles whose outputs
-    are averaged where they overlap, so memory stays bounded on large images."""
+    """``net(x)`` for x: B x C x H x W -> B x C_out x H x W. With ``tile``, the image is restored in overlapping
+    ``tile x tile`` pieces stitched by :func:`tile_spans`, so memory stays bounded on large images."""
+    if tile is not None and not 0 <= overlap < tile:
+        raise ValueError(f"tiling needs 0 <= overlap < tile, got overlap {overlap} and tile {tile}")
     h, w = x.shape[-2:]
     if tile is None or (h <= tile and w <= tile):
         return net(x)
-    if overlap >= tile:
-        raise ValueError(f"overlap ({overlap}) must be smaller than tile ({tile})")
-    out = torch.zeros(x.shape[0], 3, h, w, device=x.device)
-    weight = torch.zeros(1, 1, h, w, device=x.device)
-    step = tile - overlap
-    for top in _starts(h, min(tile, h), step):
-        for left in _starts(w, min(tile, w), step):
-            patch = x[..., top:top + tile, left:left + tile]
-            out[..., top:top + tile, left:left + tile] += net(patch)
-            weight[..., top:top + tile, left:left + tile] += 1
-    return out / weight
+    out: Optional[Tensor] = None
+    for top, y0, y1 in tile_spans(h, tile, overlap):
+        for left, x0, x1 in tile_spans(w, tile, overlap):
+            y = net(x[..., top:top + tile, left:left + tile])
+            if out is None:
+                out = y.new_zeros(*y.shape[:2], h, w)
+            out[..., y0:y1, x0:x1] = y[..., y0 - top:y1 - top, x0 - left:x1 - left]
+    return out
 
 
-def restore_image(net: nn.Module, img: np.ndarray, device: torch.device, tile: Optional[int] = None) -> np.ndarray:
-    """Restore one RGB uint8 image with ``net`` (in eval mode) on ``device``."""
+def restore_image(net: nn.Module, img: np.ndarray, device: torch.device, tile: Optional[int] = None,
+                  overlap: int = 32) -> np.ndarray:
+    """Restore one RGB uint8 image with ``net`` (in eval mode) on ``device``; ``tile``/``overlap`` as in
+    :func:`restore_tensor`."""
     net.eval()
-    return to_uint8(restore_tensor(net, to_tensor(img).to(device), tile))
+    return to_uint8(restore_tensor(net, to_tensor(img).to(device), tile, overlap))

@@ -1,8 +1,10 @@
-"""PSNR and SSIM exactly as BasicSR computes them (``basicsr/metrics/psnr_ssim.py``), with its signatures,
-so numbers are comparable with the field's tables.
+"""PSNR and SSIM exactly as BasicSR computes them (``basicsr/metrics/psnr_ssim.py``), with its signatures, so
+our numbers are comparable with the field's tables.
 
-Images are on the 0-255 scale (uint8 or float). BasicSR's Y channel assumes BGR input; our images are RGB,
-so ``color_order`` (default ``'rgb'``) picks the matching ITU-R BT.601 coefficients: Y is the same either way.
+Images are on the 0-255 scale (uint8, or float holding 0-255 values), ``H x W x C``, ``C x H x W`` or ``H x W``.
+Colour order: BasicSR's Y channel assumes BGR (OpenCV-read) images; ours are RGB. ``color_order`` (default
+``'rgb'``) picks the matching ITU-R BT.601 weights, so the Y channel -- and every Y-channel number -- is the same
+as BasicSR's on the same picture whatever order it is stored in. Without ``test_y_channel`` the order is irrelevant.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-_Y_COEFFS = {"rgb": np.array([65.481, 128.553, 24.966]), "bgr": np.array([24.966, 128.553, 65.481])}
+# ITU-R BT.601 luma weights for [0, 1] inputs giving Y in [16, 235], per channel order (BasicSR's bgr2ycbcr).
+Y_WEIGHTS = {"rgb": np.array([65.481, 128.553, 24.966]), "bgr": np.array([24.966, 128.553, 65.481])}
 
 
 def reorder_image(img: np.ndarray, input_order: str = "HWC") -> np.ndarray:
-    """``H x W x C`` view of an ``HWC`` or ``CHW`` image (a 2-D image gets a channel axis)."""
+    """``H x W x C`` view of an ``HWC`` or ``CHW`` image; an ``H x W`` image gets a channel axis."""
     if input_order not in ("HWC", "CHW"):
         raise ValueError(f"input_order must be 'HWC' or 'CHW', got {input_order!r}")
     if img.ndim == 2:
@@ -23,16 +26,21 @@ def reorder_image(img: np.ndarray, input_order: str = "HWC") -> np.ndarray:
 
 
 def to_y_channel(img: np.ndarray, color_order: str = "rgb") -> np.ndarray:
-    """Y of YCbCr (BT.601, 16-235) on the 0-255 scale, ``H x W x 1``, float32 arithmetic as BasicSR."""
+    """Y of YCbCr (BT.601, 16-235) of a 0-255 ``H x W x 3`` image as float32 ``H x W x 1`` on the 0-255 scale,
+    unrounded; other channel counts pass through (float32). Bit-exact with BasicSR's float32 path."""
+    if color_order not in Y_WEIGHTS:
+        raise ValueError(f"color_order must be 'rgb' or 'bgr', got {color_order!r}")
     img = img.astype(np.float32) / 255.0
     if img.ndim == 3 and img.shape[2] == 3:
-        img = (np.dot(img, _Y_COEFFS[color_order]) + 16.0) / 255.0
-        img = img[..., None]
+        # As BasicSR's bgr2ycbcr on float32 [0, 1]: float64 weights, result divided by 255 and cast to float32.
+        y = (np.dot(img, Y_WEIGHTS[color_order]) + 16.0) / 255.0
+        img = y.astype(np.float32)[..., None]
     return img * 255.0
 
 
 def _prepare(img: np.ndarray, img2: np.ndarray, crop_border: int, input_order: str, test_y_channel: bool,
              color_order: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both images as float64 ``H x W x C`` after reordering, border cropping and (optionally) Y extraction."""
     if img.shape != img2.shape:
         raise ValueError(f"image shapes differ: {img.shape} vs {img2.shape}")
     img, img2 = reorder_image(img, input_order), reorder_image(img2, input_order)
@@ -46,7 +54,8 @@ def _prepare(img: np.ndarray, img2: np.ndarray, crop_border: int, input_order: s
 
 def calculate_psnr(img: np.ndarray, img2: np.ndarray, crop_border: int, input_order: str = "HWC",
                    test_y_channel: bool = False, color_order: str = "rgb", **kwargs) -> float:
-    """PSNR (dB) of two 0-255 images; ``inf`` for identical images, as BasicSR."""
+    """PSNR (dB, peak 255) over all pixels and channels left after cropping ``crop_border`` pixels from each
+    edge; ``inf`` for identical images, as BasicSR."""
     img, img2 = _prepare(img, img2, crop_border, input_order, test_y_channel, color_order)
     mse = np.mean((img - img2) ** 2)
     if mse == 0:
@@ -55,22 +64,29 @@ def calculate_psnr(img: np.ndarray, img2: np.ndarray, crop_border: int, input_or
 
 
 def _ssim(img: np.ndarray, img2: np.ndarray) -> float:
-    """SSIM of one channel: 11x11 Gaussian window (sigma 1.5), 'valid' region only (5-pixel border dropped)."""
+    """SSIM of one float64 ``H x W`` channel: 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, mean of
+    the map over the 'valid' region (the 5-pixel border where the window leaves the image is dropped)."""
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    kernel = cv2.getGaussianKernel(11, 1.5)
-    window = np.outer(kernel, kernel.transpose())
-    mu1 = cv2.filter2D(img, -1, window)[5:-5, 5:-5]
-    mu2 = cv2.filter2D(img2, -1, window)[5:-5, 5:-5]
+    g = cv2.getGaussianKernel(11, 1.5)
+    window = g @ g.T
+
+    def local_mean(x: np.ndarray) -> np.ndarray:
+        return cv2.filter2D(x, -1, window)[5:-5, 5:-5]
+
+    mu1, mu2 = local_mean(img), local_mean(img2)
     mu1_sq, mu2_sq, mu1_mu2 = mu1 ** 2, mu2 ** 2, mu1 * mu2
-    sigma1_sq = cv2.filter2D(img ** 2, -1, window)[5:-5, 5:-5] - mu1_sq
-    sigma2_sq = cv2.filter2D(img2 ** 2, -1, window)[5:-5, 5:-5] - mu2_sq
-    sigma12 = cv2.filter2D(img * img2, -1, window)[5:-5, 5:-5] - mu1_mu2
+    sigma1_sq = local_mean(img ** 2) - mu1_sq
+    sigma2_sq = local_mean(img2 ** 2) - mu2_sq
+    sigma12 = local_mean(img * img2) - mu1_mu2
     ssim_map = ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / ((mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2))
     return float(ssim_map.mean())
 
 
 def calculate_ssim(img: np.ndarray, img2: np.ndarray, crop_border: int, input_order: str = "HWC",
                    test_y_channel: bool = False, color_order: str = "rgb", **kwargs) -> float:
-    """SSIM of two 0-255 images, averaged over channels, as BasicSR."""
+    """SSIM of two 0-255 images (each side at least 11 pixels after cropping), computed per channel and
+    averaged, as BasicSR."""
     img, img2 = _prepare(img, img2, crop_border, input_order, test_y_channel, color_order)
-    return float(np.mean([_ssim(img[..., i], img2[..., i]) for i in range(img.shape[2])]))
+    if min(img.shape[:2]) < 11:
+        raise ValueError(f"SSIM needs at least 11x11 pixels after cropping, got {img.shape[1]}x{img.shape[0]}")
+    return float(np.mean([_ssim(img[..., c], img2[..., c]) for c in range(img.shape[2])]))

@@ -123,7 +123,7 @@ def _to(batch: dict, device: torch.device) -> dict:
 
 
 def fit(objective: nn.Module, train_set: Dataset, cfg: TrainConfig, *, state_path: Optional[Path] = None,
-        run_id: str = "", log: Optional[LogFn] = None, validate: Optional[Callable[[], dict]] = None,
+        run_id: str = "", desc: str = "train", log: Optional[LogFn] = None, validate: Optional[Callable[[], dict]] = None,
         info: DistInfo = DistInfo(), device: torch.device = torch.device("cpu")) -> None:
     """Minimise ``objective(batch)['loss']`` for ``cfg.iters`` iterations, resuming from ``state_path``.
 
@@ -143,7 +143,7 @@ def fit(objective: nn.Module, train_set: Dataset, cfg: TrainConfig, *, state_pat
     stream = SampleStream(train_set, cfg.seed, cfg.iters * cfg.batch_size)
     loader = DataLoader(stream, batch_size=cfg.batch_size // info.world, sampler=rank_indices(start, cfg, info),
                         num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
-    bar = tqdm(total=cfg.iters, initial=start, desc=run_id or "train", disable=not info.main, dynamic_ncols=True)
+    bar = tqdm(total=cfg.iters, initial=start, desc=desc, disable=not info.main, dynamic_ncols=True)
     for it, batch in zip(range(start, cfg.iters), loader):
         objective.train()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16"):

@@ -2,5 +2,7 @@
 
 from sam4ir.data.demo import DEMO_PHOTOS, TASKS, build_demo
 from sam4ir.data.paired import Pair, PairedDataset, scan_pairs
+from sam4ir.data.transforms import PairedTransform, random_transform
 
-__all__ = ["DEMO_PHOTOS", "TASKS", "Pair", "PairedDataset", "build_demo", "scan_pairs"]
+__all__ = ["DEMO_PHOTOS", "TASKS", "Pair", "PairedDataset", "PairedTransform", "build_demo", "random_transform",
+           "scan_pairs"]

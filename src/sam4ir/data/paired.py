@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sam4ir.data.transforms import random_transform
 from sam4ir.errors import Sam4irError
 from sam4ir.io import read_image, read_label_map
-from sam4ir.data.transforms import random_transform
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -27,11 +27,12 @@ class Pair:
 
 
 def _images(folder: Path) -> dict[str, Path]:
+    """Image files of ``folder`` by stem; hidden files (e.g. a killed writer's temp files) are skipped."""
     if not folder.is_dir():
         raise Sam4irError(f"{folder}: folder not found")
-    found = {}
+    found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() in IMAGE_SUFFIXES:
+        if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
             if path.stem in found:
                 raise Sam4irError(f"{path}: two images named '{path.stem}' in {folder}")
             found[path.stem] = path
@@ -45,74 +46,89 @@ def _size(path: Path) -> tuple[int, int]:
     return img.shape[:2]
 
 
-def scan_pairs(root: str | Path, split: str, *, check_images: bool = True) -> list[Pair]:
-    """Validated pairs of ``<root>/<split>``: every input has a target of the same size and vice versa.
+def _check_same_size(pair: Pair, a: tuple[int, int], b: tuple[int, int]) -> None:
+    if a != b:
+        raise Sam4irError(f"{pair.input}: size {a[1]}x{a[0]} does not match its target {pair.target} ({b[1]}x{b[0]})")
 
-    Errors are one line naming the offending file.
+
+def scan_pairs(root: str | Path, split: str, *, check_images: bool = True) -> list[Pair]:
+    """Validated pairs of ``<root>/<split>``, sorted by name: every input has a target and vice versa, and with
+    ``check_images`` every image decodes and matches its partner's size (a full decode: thorough, not fast).
+
+    Errors are one line naming the offending file or folder.
     """
-    base = Path(root) / split
+    root = Path(root)
+    if not root.is_dir():
+        raise Sam4irError(f"{root}: dataset folder not found")
+    base = root / split
     if not base.is_dir():
         raise Sam4irError(f"{base}: split folder not found (expected {base}/input and {base}/target)")
     inputs, targets = _images(base / "input"), _images(base / "target")
-    for name in inputs.keys() - targets.keys():
+    for name in sorted(inputs.keys() - targets.keys()):
         raise Sam4irError(f"{inputs[name]}: no target image with the same name in {base / 'target'}")
-    for name in targets.keys() - inputs.keys():
+    for name in sorted(targets.keys() - inputs.keys()):
         raise Sam4irError(f"{targets[name]}: no input image with the same name in {base / 'input'}")
     if not inputs:
-        raise Sam4irError(f"{base}: no images in {base / 'input'}")
+        raise Sam4irError(f"{base / 'input'}: no images ({', '.join(IMAGE_SUFFIXES)})")
     pairs = [Pair(name, inputs[name], targets[name]) for name in sorted(inputs)]
     if check_images:
         for pair in pairs:
-            a, b = _size(pair.input), _size(pair.target)
-            if a != b:
-                raise Sam4irError(f"{pair.input}: size {a[1]}x{a[0]} does not match its target {pair.target} ({b[1]}x{b[0]})")
+            _check_same_size(pair, _size(pair.input), _size(pair.target))
     return pairs
 
 
 def _to_tensor(img: np.ndarray) -> torch.Tensor:
+    """RGB uint8 H x W x 3 -> float32 3 x H x W in [0, 1]."""
     return torch.from_numpy(img).permute(2, 0, 1).float().div(255)
 
 
 class PairedDataset(Dataset):
-    """Items: ``{'input', 'target'}`` float 3 x H x W in [0, 1], ``'name'``, and ``'mask'`` (int64 H x W) when
-    ``masks_root`` is given. With ``crop`` (training) a random crop and flip/rotation is drawn from torch's RNG
-    and applied identically to input, target and mask."""
+    """Items: ``'input'`` and ``'target'`` (float32 3 x H x W in [0, 1]), ``'name'``, and ``'mask'`` (int64 H x W
+    label map) when ``masks_root`` is given.
+
+    With ``crop`` (training) a random ``crop x crop`` window and, with ``augment``, one of the 8 flips/rotations
+    are drawn from torch's RNG inside ``__getitem__`` (so a seeded DataLoader and its workers reproduce them)
+    and applied identically to input, target and mask. The test split uses ``crop=None, augment=False``.
+    With ``cache`` every pair is decoded and checked once, up front, and kept in memory (the demo is tiny; turn it
+    off for large real sets, which are then read and checked item by item).
+    """
 
     def __init__(self, root: str | Path, split: str, *, crop: Optional[int], augment: bool,
                  masks_root: str | Path | None = None, cache: bool = True) -> None:
-        self.pairs = scan_pairs(root, split)
-        self.crop, self.augment, self.cache = crop, augment, cache
+        if crop is not None and crop < 1:
+            raise Sam4irError(f"crop: {crop} must be a positive number of pixels")
+        self.pairs = scan_pairs(root, split, check_images=False)  # decoding below checks the images
+        self.crop, self.augment = crop, augment
         self.masks = Path(masks_root) / split if masks_root is not None else None
-        self._cached: dict[int, tuple] = {}
+        self._cache = [self._load(i) for i in range(len(self.pairs))] if cache else None
 
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def _load(self, i: int) -> tuple:
-        if i in self._cached:
-            return self._cached[i]
+    def _load(self, i: int) -> list[np.ndarray]:
+        """Decoded, validated ``[input, target(, mask)]`` of pair ``i``."""
         pair = self.pairs[i]
-        arrays = (read_image(pair.input), read_image(pair.target))
+        img, target = read_image(pair.input), read_image(pair.target)
+        _check_same_size(pair, img.shape[:2], target.shape[:2])
+        h, w = img.shape[:2]
+        if self.crop is not None and (h < self.crop or w < self.crop):
+            raise Sam4irError(f"{pair.input}: image {w}x{h} is smaller than the training crop {self.crop}")
+        arrays = [img, target]
         if self.masks is not None:
             path = self.masks / f"{pair.name}.png"
             if not path.is_file():
                 raise Sam4irError(f"{path}: label map missing for {pair.input} (run the sam_masks stage)")
             mask = read_label_map(path)
-            if mask.shape != arrays[0].shape[:2]:
-                raise Sam4irError(f"{path}: label map is {mask.shape[1]}x{mask.shape[0]}, image "
-                                  f"{pair.input} is {arrays[0].shape[1]}x{arrays[0].shape[0]}")
-            arrays += (mask,)
-        if self.cache:
-            self._cached[i] = arrays
+            if mask.shape != (h, w):
+                raise Sam4irError(f"{path}: label map is {mask.shape[1]}x{mask.shape[0]}, "
+                                  f"image {pair.input} is {w}x{h}")
+            arrays.append(mask)
         return arrays
 
     def __getitem__(self, i: int) -> dict:
-        arrays = self._load(i)
+        arrays = self._cache[i] if self._cache is not None else self._load(i)
         h, w = arrays[0].shape[:2]
-        if self.crop is not None and (h < self.crop or w < self.crop):
-            raise Sam4irError(f"{self.pairs[i].input}: image {w}x{h} is smaller than the training crop {self.crop}")
-        t = random_transform(h, w, self.crop, self.augment)
-        out = [t.apply(a) for a in arrays]
+        out = random_transform(h, w, self.crop, self.augment).apply(arrays)
         item = {"input": _to_tensor(out[0]), "target": _to_tensor(out[1]), "name": self.pairs[i].name}
         if self.masks is not None:
             item["mask"] = torch.from_numpy(out[2])

@@ -87,7 +87,10 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> R
     path = Path(path)
     if not path.is_file():
         raise Sam4irError(f"{path}: checkpoint file not found")
-    meta = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        meta = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises pickle, zip and runtime errors alike for a bad file
+        raise Sam4irError(f"{path}: not a readable torch checkpoint ({type(err).__name__})") from err
     if not isinstance(meta, Mapping) or "model" not in meta or "model_args" not in meta:
         raise Sam4irError(f"{path}: not a sam4ir checkpoint (no 'model'/'model_args'); build the network and use "
                           "load_weights for official checkpoints")

@@ -124,7 +124,7 @@ def train_run(params: dict, paths: TaskPaths, method: str, objective: nn.Module,
     state_path = paths.resume_state(method)
     live = open_live(paths.live(method), resumed=saved_iter(state_path, run_id) > 0) if info.main else None
     ir1 = objective.nets["ir1"]
-    fit(objective, train_set, cfg, state_path=state_path, run_id=run_id,
+    fit(objective, train_set, cfg, state_path=state_path, run_id=run_id, desc=f"{paths.task}/{method}",
         log=live_logger(live) if live else None, info=info, device=device,
         validate=held_out_psnr(ir1, test_set, n=4, crop=crop, device=device))
     if not info.main:

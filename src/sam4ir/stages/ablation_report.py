@@ -1,0 +1,62 @@
+"""Ablation report (run after ``dvc queue start`` has finished): ``dvc exp show --json`` -> ``reports/ablation.md``,
+``reports/ablation.csv``, ``reports/ablation_runs.csv`` and a seaborn bar plot of the gain over the control run
+with its spread over seeds.
+
+    python -m sam4ir.stages.ablation_report [--json exp.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import seaborn as sns
+
+from sam4ir.errors import Sam4irError
+from sam4ir.report.ablation import deltas_vs_control, experiment_rows, summarise
+from sam4ir.report.figures import save_figure
+from sam4ir.report.tables import to_markdown
+from sam4ir.stages import run_stage
+from sam4ir.stages.report import FLOATS, write_csv, write_text
+
+OUT = Path("reports")
+
+
+def load_exp_show(path: str | None) -> list:
+    if path:
+        return json.loads(Path(path).read_text())
+    done = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise Sam4irError(f"dvc exp show --json failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", help="saved output of `dvc exp show --json` (default: run it)")
+    args = parser.parse_args()
+    rows = experiment_rows(load_exp_show(args.json))
+    if rows.empty:
+        raise Sam4irError("no experiment has evaluation metrics yet (run `dvc exp run` / `dvc queue start` first)")
+    deltas = deltas_vs_control(rows)
+    gains = summarise(deltas)
+    write_csv(OUT / "ablation_runs.csv", rows)
+    write_csv(OUT / "ablation.csv", gains)
+    floats = {**FLOATS, "d_psnr_std": ".2f", "d_ssim_std": ".4f"}
+    write_text(OUT / "ablation.md", "\n".join([
+        "# Ablations (from `dvc exp show`)", "",
+        "Gain of each configuration over the control run of the same experiment (same extra iterations, no priors);",
+        "mean and standard deviation over the experiments (seeds) of that configuration.", "",
+        to_markdown(gains, floats), "", "![ablation](figures/ablation.png)", ""]))
+    sns.set_theme(style="whitegrid")
+    grid = sns.catplot(data=deltas, x="d_psnr", y="config", hue="task", col="method", kind="bar", errorbar="sd",
+                       height=max(2.5, 0.5 * deltas.config.nunique() + 1.5), aspect=1.4)
+    grid.set_axis_labels("ΔPSNR over control (dB); bars: mean, whiskers: sd over seeds", "")
+    save_figure(grid.figure, OUT / "figures" / "ablation.png")
+
+
+if __name__ == "__main__":
+    run_stage(main)
