@@ -29,9 +29,8 @@ import torch
 
 from sam4ir import config, models
 from sam4ir.losses import RECON_LOSSES
-from sam4ir.objectives import BaselineObjective, DistillObjective
-from sam4ir.spf import build_ir2
-from sam4ir.stages.distill import method_weights
+from sam4ir.objectives import BaselineObjective
+from sam4ir.stages.distill import distill_objective
 from sam4ir.train import resolve_device
 
 CASES = ("baseline", "distill")
@@ -75,15 +74,7 @@ def objective_for(case: str, params: dict, cfg: dict) -> torch.nn.Module:
     recon = config.get(params, "train.loss", choices=RECON_LOSSES)
     if case == "baseline":
         return BaselineObjective(ir1, recon)
-    prior = config.get(params, "spf.prior", choices=("mean", "boundary", "both"))
-    return DistillObjective(
-        ir1, build_ir2(ir1, cfg["name"], cfg["kwargs"], prior), recon=recon,
-        weights=method_weights(params, "spd_sgr"), prior=prior,
-        analyzer=config.get(params, "distill.analyzer", choices=("ir_features", "vgg19")),
-        spd_kind=config.get(params, "distill.spd_loss", choices=("l1", "l2")),
-        sgr_min_pixels=config.get(params, "distill.sgr_min_pixels", kind=int),
-        sgr_max_regions=config.get(params, "distill.sgr_max_regions", kind=int),
-        detach_spf_input=config.get(params, "spf.detach_input", kind=bool), analyzer_pretrained=False)
+    return distill_objective(params, ir1, cfg["name"], cfg["kwargs"], "spd_sgr", analyzer_pretrained=False)
 
 
 def run_case(case: str, params: dict, args: argparse.Namespace) -> dict:

@@ -6,7 +6,6 @@ Reference numbers (parameter counts, key names and shapes) were computed by cons
 
 from __future__ import annotations
 
-import copy
 
 import pytest
 import torch

@@ -5,12 +5,16 @@ separate the gain of the semantic priors from the gain of training longer; ``spd
 the full method with the weights from params.
 """
 
+from torch import nn
+
 from sam4ir import config
+from sam4ir.analyzer import ANALYZERS
 from sam4ir.errors import Sam4irError
 from sam4ir.losses import RECON_LOSSES
 from sam4ir.models import load_weights
 from sam4ir.objectives import DistillObjective, DistillWeights
-from sam4ir.spf import build_ir2
+from sam4ir.spd import SPD_LOSSES
+from sam4ir.spf import PRIOR_CHANNELS, build_ir2
 from sam4ir.stages import run_stage
 from sam4ir.stages.common import (TaskPaths, build_ir, load_task_params, model_spec, stage_args, train_config,
                                   train_run)
@@ -28,6 +32,22 @@ def method_weights(params: dict, method: str) -> DistillWeights:
     return DistillWeights(**w)
 
 
+def distill_objective(params: dict, ir1: nn.Module, name: str, kwargs: dict, method: str, *,
+                      analyzer_pretrained: bool = True) -> DistillObjective:
+    """The objective of ``method`` for IR1 (network ``name`` built with ``kwargs``), from the spf/distill params."""
+    weights = method_weights(params, method)
+    prior = config.get(params, "spf.prior", choices=PRIOR_CHANNELS)
+    return DistillObjective(
+        ir1, build_ir2(ir1, name, kwargs, prior) if weights.uses_ir2 else None,
+        recon=config.get(params, "train.loss", choices=RECON_LOSSES), weights=weights, prior=prior,
+        analyzer=config.get(params, "distill.analyzer", choices=ANALYZERS),
+        spd_kind=config.get(params, "distill.spd_loss", choices=SPD_LOSSES),
+        sgr_min_pixels=config.get(params, "distill.sgr_min_pixels", kind=int),
+        sgr_max_regions=config.get(params, "distill.sgr_max_regions", kind=int),
+        detach_spf_input=config.get(params, "spf.detach_input", kind=bool),
+        analyzer_pretrained=analyzer_pretrained)
+
+
 def main() -> None:
     args = stage_args(__doc__, method=True)
     params = load_task_params(args)
@@ -38,18 +58,9 @@ def main() -> None:
     if config.get(params, "distill.init", choices=("baseline", "scratch")) == "baseline":
         init_file = paths.run("baseline") / "model.pt"
         load_weights(ir1, init_file)
-    weights = method_weights(params, args.method)
     name, kwargs = model_spec(params)
-    prior = config.get(params, "spf.prior", choices=("mean", "boundary", "both"))
-    objective = DistillObjective(
-        ir1, build_ir2(ir1, name, kwargs, prior) if weights.uses_ir2 else None,
-        recon=config.get(params, "train.loss", choices=RECON_LOSSES), weights=weights, prior=prior,
-        analyzer=config.get(params, "distill.analyzer", choices=("ir_features", "vgg19")),
-        spd_kind=config.get(params, "distill.spd_loss", choices=("l1", "l2")),
-        sgr_min_pixels=config.get(params, "distill.sgr_min_pixels", kind=int),
-        sgr_max_regions=config.get(params, "distill.sgr_max_regions", kind=int),
-        detach_spf_input=config.get(params, "spf.detach_input", kind=bool))
-    train_run(params, paths, args.method, objective, cfg, with_masks=weights.uses_ir2, init_file=init_file)
+    objective = distill_objective(params, ir1, name, kwargs, args.method)
+    train_run(params, paths, args.method, objective, cfg, with_masks=objective.weights.uses_ir2, init_file=init_file)
 
 
 if __name__ == "__main__":
