@@ -62,13 +62,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True)
     shape mismatch. Any failure is a one-line Sam4irError naming the file and the first offending keys.
     """
     path = Path(path)
-    if not path.is_file():
-        raise Sam4irError(f"{path}: checkpoint file not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises pickle, zip and runtime errors alike for a bad file
-        raise Sam4irError(f"{path}: not a readable torch checkpoint ({type(err).__name__})") from err
-    state = _unwrap(ckpt, path)
+    state = _unwrap(_read(path), path)
     problems = _mismatches(model.state_dict(), state, strict)
     if problems:
         raise Sam4irError(f"{path}: does not fit {type(model).__name__}: {'; '.join(problems)}")
@@ -85,18 +79,23 @@ def save_model(path: str | os.PathLike, net: nn.Module, name: str, kwargs: dict)
 def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> RestorationNet:
     """Rebuild and load a network saved by :func:`save_model`, in eval mode on ``device``."""
     path = Path(path)
-    if not path.is_file():
-        raise Sam4irError(f"{path}: checkpoint file not found")
-    try:
-        meta = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises pickle, zip and runtime errors alike for a bad file
-        raise Sam4irError(f"{path}: not a readable torch checkpoint ({type(err).__name__})") from err
+    meta = _read(path)
     if not isinstance(meta, Mapping) or "model" not in meta or "model_args" not in meta:
         raise Sam4irError(f"{path}: not a sam4ir checkpoint (no 'model'/'model_args'); build the network and use "
                           "load_weights for official checkpoints")
     net = build(meta["model"], **meta["model_args"])
     load_weights(net, path)
     return net.to(device).eval()
+
+
+def _read(path: Path) -> object:
+    """``torch.load`` of a checkpoint (tensors and plain containers only), one-line errors."""
+    if not path.is_file():
+        raise Sam4irError(f"{path}: checkpoint file not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises pickle, zip and runtime errors alike for a bad file
+        raise Sam4irError(f"{path}: not a readable torch checkpoint ({type(err).__name__})") from err
 
 
 def _unwrap(ckpt: object, path: Path) -> dict[str, Tensor]:
