@@ -33,10 +33,10 @@ TASKS = ("derain", "deblur", "denoise")
 
 
 def degrade(task: str, img: np.ndarray, rng: np.random.Generator, noise_sigma: float,
-            blur_kernel: tuple[int, int] = (9, 21)) -> np.ndarray:
+            blur_kernel: tuple[int, int] = (9, 21), rain_opacity: tuple[float, float] = (0.3, 0.6)) -> np.ndarray:
     """The task's synthetic degradation of an RGB uint8 image."""
     if task == "derain":
-        return add_rain(img, rng)
+        return add_rain(img, rng, opacity=tuple(rain_opacity))
     if task == "deblur":
         return motion_blur(img, rng, kernel_size=tuple(blur_kernel))
     if task == "denoise":
@@ -99,7 +99,7 @@ def _check_no_strangers(folder: Path, names: set[str]) -> None:
 
 def build_demo(task: str, out_dir: str | Path, *, seed: int, photos_train: list[str], photos_test: list[str],
                size: int, patches_per_photo: int, noise_sigma: float,
-               blur_kernel: tuple[int, int] = (9, 21)) -> dict:
+               blur_kernel: tuple[int, int] = (9, 21), rain_opacity: tuple[float, float] = (0.3, 0.6)) -> dict:
     """Write ``out_dir/{train,test}/{input,target}/<photo>_<k>.png`` for ``task`` in {derain, deblur, denoise}.
 
     Targets are ``patches_per_photo`` crops of each photo (``size x size``), inputs their degraded versions.
@@ -117,7 +117,7 @@ def build_demo(task: str, out_dir: str | Path, *, seed: int, photos_train: list[
             rng = np.random.default_rng([seed, TASKS.index(task), zlib.crc32(photo.encode())])
             for k, target in enumerate(photo_crops(load_photo(photo), rng, size, patches_per_photo)):
                 write_image(out_dir / split / "target" / f"{photo}_{k:02d}.png", target)
-                degraded = degrade(task, target, rng, noise_sigma, blur_kernel)
+                degraded = degrade(task, target, rng, noise_sigma, blur_kernel, rain_opacity)
                 write_image(out_dir / split / "input" / f"{photo}_{k:02d}.png", degraded)
         counts[split] = len(names)
     return counts
