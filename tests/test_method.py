@@ -1,0 +1,217 @@
+"""The paper's pieces: SPF prior encoding and IR2 initialisation, L_SPD, L_SGR, the analyzer and the total loss."""
+
+from __future__ import annotations
+
+import math
+import urllib.error
+
+import pytest
+import torch
+
+from sam4ir import models
+from sam4ir.analyzer import VGGFeatures, build_analyzer
+from sam4ir.errors import Sam4irError
+from sam4ir.objectives import DistillObjective, DistillWeights
+from sam4ir.sgr import region_prototypes, relation_matrix, select_regions, sgr_loss
+from sam4ir.spd import spd_loss
+from sam4ir.spf import boundary, build_ir2, encode_prior, prior_channels, region_mean, spf_input
+
+NAFNET = ("nafnet", dict(width=8, enc_blk_nums=[1, 1], middle_blk_num=1, dec_blk_nums=[1, 1]))
+HINET = ("hinet", dict(wf=4, depth=2, hin_position_left=0, hin_position_right=2))
+
+
+def label_map() -> torch.Tensor:
+    """1 x 4 x 6: left half id 1, right half id 2 except one unlabelled column (0)."""
+    lab = torch.ones(1, 4, 6, dtype=torch.long)
+    lab[:, :, 3:5] = 2
+    lab[:, :, 5] = 0
+    return lab
+
+
+@pytest.mark.parametrize("spec", [NAFNET, HINET], ids=["nafnet", "hinet"])
+@pytest.mark.parametrize("prior", ["mean", "boundary", "both"])
+def test_ir2_equals_ir1_at_initialisation(spec, prior):
+    name, kwargs = spec
+    torch.manual_seed(0)
+    ir1 = models.build(name, **kwargs).eval()
+    for p in ir1.parameters():  # non-trivial weights everywhere (NAFNet's beta/gamma start at zero)
+        p.data.normal_(0, 0.1)
+    ir2 = build_ir2(ir1, name, kwargs, prior).eval()
+    y = torch.rand(2, 3, 20, 24)
+    lab = torch.randint(0, 5, (2, 20, 24))
+    with torch.no_grad():
+        assert torch.allclose(ir2(spf_input(y, lab, prior)), ir1(y), atol=1e-6)
+    widened = [k for k, v in ir2.state_dict().items() if v.shape != ir1.state_dict()[k].shape]
+    assert widened and all(ir2.state_dict()[k].shape[1] == ir1.state_dict()[k].shape[1] + prior_channels(prior)
+                            for k in widened)
+
+
+def test_mean_prior_by_hand_and_differentiable():
+    lab = label_map()
+    img = torch.arange(24, dtype=torch.float).reshape(1, 1, 4, 6).repeat(1, 3, 1, 1).requires_grad_()
+    out = region_mean(lab, img)
+    cols = torch.arange(6.0)
+    left = (cols[:3].mean() + 6 * 1.5)  # mean over rows 0..3 (offset 6 per row, mean row 1.5) of columns 0..2
+    right = (cols[3:5].mean() + 6 * 1.5)
+    assert torch.allclose(out[0, 0, :, :3], torch.full((4, 3), left))
+    assert torch.allclose(out[0, 0, :, 3:5], torch.full((4, 2), right))
+    assert torch.equal(out[0, :, :, 5], img[0, :, :, 5])  # unlabelled pixels keep their own colour
+    out.sum().backward()
+    assert img.grad is not None and torch.allclose(img.grad, torch.ones_like(img))  # a mean's gradient sums to 1
+
+
+def test_boundary_by_hand_and_channel_counts():
+    b = boundary(label_map())[0, 0]
+    expected = torch.zeros(4, 6)
+    expected[:, 2:6] = 1  # columns 2|3 and 4|5 are borders
+    assert torch.equal(b, expected)
+    img = torch.rand(1, 3, 4, 6)
+    for kind, channels in (("mean", 3), ("boundary", 1), ("both", 4)):
+        assert encode_prior(label_map(), img, kind).shape == (1, channels, 4, 6)
+    with pytest.raises(Sam4irError, match="spf.prior"):
+        encode_prior(label_map(), img, "edges")
+
+
+def feature_map(values: dict[int, list[float]], lab: torch.Tensor) -> torch.Tensor:
+    """B x C x H x W features that are constant (given vector) on each segment of ``lab``."""
+    c = len(next(iter(values.values())))
+    f = torch.zeros(1, c, *lab.shape[-2:])
+    for k, v in values.items():
+        f[0][:, lab[0] == k] = torch.tensor(v, dtype=torch.float)[:, None]
+    return f
+
+
+def test_sgr_relation_matrix_by_hand():
+    lab = torch.zeros(1, 4, 6, dtype=torch.long)
+    lab[:, :2, :3], lab[:, :2, 3:], lab[:, 2:, :] = 1, 2, 3  # sizes 6, 6, 12
+    f_t = feature_map({0: [0, 0], 1: [1, 0], 2: [0, 1], 3: [1, 1]}, lab)
+    ids = select_regions(lab.reshape(-1), min_pixels=1, max_regions=8)
+    assert ids.tolist() == [3, 1, 2]  # largest first, ties by smaller id
+    r = relation_matrix(region_prototypes(f_t[0].reshape(2, -1), lab.reshape(-1), ids))
+    c = 1 / math.sqrt(2)
+    assert torch.allclose(r, torch.tensor([[1, c, c], [c, 1, 0], [c, 0, 1.0]]), atol=1e-6)
+    # student: region 2 turned toward region 1 -> only the (1,2) relation changes, from 0 to 1
+    f_s = feature_map({0: [0, 0], 1: [1, 0], 2: [1, 0], 3: [1, 1]}, lab)
+    loss = sgr_loss(f_s, f_t, lab, min_pixels=1, max_regions=8)
+    assert loss.item() == pytest.approx(2 * 1.0 / 9, abs=1e-6)  # two entries of a 3x3 matrix differ by 1
+    assert sgr_loss(f_t, f_t, lab, min_pixels=1, max_regions=8).item() == pytest.approx(0, abs=1e-7)
+
+
+def test_sgr_region_selection_and_degenerate_cases():
+    lab = torch.zeros(1, 4, 6, dtype=torch.long)
+    lab[:, :2, :3], lab[:, :2, 3:], lab[:, 2:, :] = 1, 2, 3
+    ids = select_regions(lab.reshape(-1), min_pixels=7, max_regions=8)
+    assert ids.tolist() == [3]
+    assert select_regions(lab.reshape(-1), min_pixels=1, max_regions=2).tolist() == [3, 1]
+    f_s = torch.randn(2, 4, 4, 6, requires_grad=True)
+    f_t = torch.randn(2, 4, 4, 6)
+    single = torch.ones(2, 4, 6, dtype=torch.long)  # one segment per image
+    loss = sgr_loss(f_s, f_t, single)
+    assert loss.item() == 0 and not torch.isnan(loss)
+    loss.backward()  # a graph exists even when no image contributes
+    unlabelled = torch.zeros(2, 4, 6, dtype=torch.long)  # label 0 is never a segment
+    assert sgr_loss(f_s, f_t, unlabelled).item() == 0
+    # one image with two segments, one with a single one: the mean over the batch halves its loss
+    mixed = torch.stack([lab[0], single[0]])
+    both = sgr_loss(f_s, f_t, torch.stack([lab[0], lab[0]]), min_pixels=1)
+    assert sgr_loss(f_s[:1], f_t[:1], lab, min_pixels=1).item() == pytest.approx(
+        2 * sgr_loss(f_s, f_t, mixed, min_pixels=1).item(), rel=1e-5)
+    assert not torch.isnan(both)
+
+
+def test_sgr_resizes_the_label_map_to_the_features():
+    lab = torch.zeros(1, 8, 12, dtype=torch.long)
+    lab[:, :, 6:] = 1
+    lab[:, :, :6] = 2
+    f = torch.randn(1, 3, 4, 6)
+    assert sgr_loss(f, f.clone(), lab, min_pixels=1).item() == pytest.approx(0, abs=1e-7)
+
+
+def tiny_pair(prior: str = "mean"):
+    name, kwargs = NAFNET
+    torch.manual_seed(0)
+    ir1 = models.build(name, **kwargs)
+    return ir1, build_ir2(ir1, name, kwargs, prior)
+
+
+def test_spd_gradient_reaches_only_the_student():
+    ir1, ir2 = tiny_pair()
+    x, lab = torch.rand(2, 3, 16, 16), torch.randint(1, 4, (2, 16, 16))
+    out1 = ir1.forward_train(x)
+    out2 = ir2.forward_train(spf_input(out1.images[-1], lab, "mean"))
+    loss = spd_loss(out1.features, out2.features + 1.0)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in ir1.parameters())
+    assert all(p.grad is None for p in ir2.parameters())
+    with pytest.raises(Sam4irError, match="shape"):
+        spd_loss(torch.zeros(1, 2, 3, 3), torch.zeros(1, 3, 3, 3))
+    with pytest.raises(Sam4irError, match="spd_loss"):
+        spd_loss(torch.zeros(1), torch.zeros(1), "huber")
+
+
+def objective(weights: DistillWeights, analyzer: str = "ir_features") -> DistillObjective:
+    ir1, ir2 = tiny_pair()
+    return DistillObjective(ir1, ir2, recon="psnr", weights=weights, prior="mean", analyzer=analyzer,
+                            spd_kind="l1", sgr_min_pixels=1, sgr_max_regions=8, detach_spf_input=False,
+                            analyzer_pretrained=False)
+
+
+def batch() -> dict:
+    g = torch.Generator().manual_seed(3)
+    return {"input": torch.rand(2, 3, 16, 16, generator=g), "target": torch.rand(2, 3, 16, 16, generator=g),
+            "mask": torch.randint(0, 5, (2, 16, 16), generator=g)}
+
+
+def test_a_zero_weight_removes_the_term_and_its_computation():
+    control = objective(DistillWeights(0, 0, 0))
+    assert "ir2" not in control.nets and control.analyzer is None
+    assert set(control(batch())) == {"loss", "recon1"}
+    spd_only = objective(DistillWeights(1, 1, 0))
+    calls = []
+    spd_only.analyzer.register_forward_hook(lambda *a: calls.append(1))
+    terms = spd_only(batch())
+    assert set(terms) == {"loss", "recon1", "recon2", "spd"} and calls == [1]
+    full = objective(DistillWeights(1, 0.5, 2))
+    terms = full(batch())
+    expected = terms["recon1"] + terms["recon2"] + 0.5 * terms["spd"] + 2 * terms["sgr"]
+    assert torch.allclose(terms["loss"], expected)
+
+
+def test_distilled_ir1_loads_strictly_into_the_baseline_class(tmp_path):
+    obj = objective(DistillWeights(1, 1, 1))
+    name, kwargs = NAFNET
+    models.save_model(tmp_path / "model.pt", obj.nets["ir1"], name, kwargs)
+    baseline = models.build(name, **kwargs)
+    models.load_weights(baseline, tmp_path / "model.pt", strict=True)
+    assert type(baseline) is type(obj.nets["ir1"])
+    assert models.count_params(baseline) == models.count_params(obj.nets["ir1"])
+
+
+def test_vgg_analyzer_is_frozen_and_stays_in_eval():
+    vgg = build_analyzer("vgg19", pretrained=False)
+    assert isinstance(vgg, VGGFeatures) and not any(p.requires_grad for p in vgg.parameters())
+    torch.nn.Sequential(vgg).train()
+    assert not vgg.training
+    ir1, ir2 = tiny_pair()
+    x = torch.rand(1, 3, 16, 16)
+    out1 = ir1.forward_train(x)
+    out2 = ir2.forward_train(spf_input(out1.images[-1], torch.randint(1, 3, (1, 16, 16)), "mean"))
+    f_s, f_t = vgg(out1, out2)
+    assert f_s.shape == f_t.shape and f_s.shape[1] == 256  # relu3_4 has 256 channels
+    spd_loss(f_s, f_t).backward()
+    assert all(p.grad is None for p in vgg.parameters())
+    assert any(p.grad is not None for p in ir1.parameters())
+
+
+def test_vgg_offline_is_a_one_line_error(monkeypatch):
+    import torchvision.models
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.models, "vgg19", offline)
+    with pytest.raises(Sam4irError, match="VGG-19 ImageNet weights") as err:
+        build_analyzer("vgg19", pretrained=True)
+    assert "\n" not in str(err.value)
+    with pytest.raises(Sam4irError, match="distill.analyzer"):
+        build_analyzer("resnet")
