@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import urllib.error
+from pathlib import Path
 
 import pytest
 import torch
 
 from sam4ir import models
-from sam4ir.analyzer import VGGFeatures, build_analyzer
+from sam4ir.analyzer import VGGFeatures, build_analyzer, vgg19_relu3_4
 from sam4ir.errors import Sam4irError
 from sam4ir.objectives import DistillObjective, DistillWeights
 from sam4ir.sgr import region_prototypes, relation_matrix, select_regions, sgr_loss
@@ -18,6 +19,8 @@ from sam4ir.spf import boundary, build_ir2, encode_prior, prior_channels, region
 
 NAFNET = ("nafnet", dict(width=8, enc_blk_nums=[1, 1], middle_blk_num=1, dec_blk_nums=[1, 1]))
 HINET = ("hinet", dict(wf=4, depth=2, hin_position_left=0, hin_position_right=2))
+PRIORS = ("mean", "boundary", "both")
+RESTORMER = ("restormer", dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 2, 4, 8]))
 
 
 def label_map() -> torch.Tensor:
@@ -28,8 +31,10 @@ def label_map() -> torch.Tensor:
     return lab
 
 
-@pytest.mark.parametrize("spec", [NAFNET, HINET], ids=["nafnet", "hinet"])
-@pytest.mark.parametrize("prior", ["mean", "boundary", "both"])
+IR2_CASES = [(spec, prior) for spec in (NAFNET, HINET) for prior in PRIORS] + [(RESTORMER, "both")]
+
+
+@pytest.mark.parametrize("spec, prior", IR2_CASES, ids=[f"{spec[0]}-{prior}" for spec, prior in IR2_CASES])
 def test_ir2_equals_ir1_at_initialisation(spec, prior):
     name, kwargs = spec
     torch.manual_seed(0)
@@ -46,6 +51,15 @@ def test_ir2_equals_ir1_at_initialisation(spec, prior):
                             for k in widened)
 
 
+def test_build_ir2_refuses_an_ir1_of_another_shape():
+    name, kwargs = NAFNET
+    ir1 = models.build(name, **kwargs)
+    with pytest.raises(Sam4irError, match="cannot initialise IR2 'intro.weight'"):
+        build_ir2(ir1, name, {**kwargs, "width": 16}, "mean")  # every conv differs in dim 0
+    with pytest.raises(Sam4irError, match="IR1 \\(nafnet\\) has no"):
+        build_ir2(ir1, name, {**kwargs, "middle_blk_num": 2}, "mean")  # IR2 would keep a random block
+
+
 def test_mean_prior_by_hand_and_differentiable():
     lab = label_map()
     img = torch.arange(24, dtype=torch.float).reshape(1, 1, 4, 6).repeat(1, 3, 1, 1).requires_grad_()
@@ -56,8 +70,22 @@ def test_mean_prior_by_hand_and_differentiable():
     assert torch.allclose(out[0, 0, :, :3], torch.full((4, 3), left))
     assert torch.allclose(out[0, 0, :, 3:5], torch.full((4, 2), right))
     assert torch.equal(out[0, :, :, 5], img[0, :, :, 5])  # unlabelled pixels keep their own colour
-    out.sum().backward()
-    assert img.grad is not None and torch.allclose(img.grad, torch.ones_like(img))  # a mean's gradient sums to 1
+    out[0, 1, 0, 0].backward()  # one pixel of segment 1 (12 pixels), green channel
+    expected = torch.zeros_like(img)
+    expected[0, 1, :, :3] = 1 / 12
+    assert torch.allclose(img.grad, expected)
+
+
+def test_mean_prior_keeps_images_and_labels_apart():
+    img = torch.rand(2, 3, 4, 6)
+    lab = torch.stack([label_map()[0], label_map()[0]])
+    out = region_mean(lab, img)
+    for i in range(2):  # same ids in both images: each image gets its own means
+        assert torch.allclose(out[i, :, 0, 0], img[i, :, :, :3].mean(dim=(1, 2)))
+    with pytest.raises(Sam4irError, match="negative id -1"):
+        region_mean(lab - 1, img)
+    with pytest.raises(Sam4irError, match="does not match image"):
+        encode_prior(lab[:, :2], img, "mean")
 
 
 def test_boundary_by_hand_and_channel_counts():
@@ -95,6 +123,9 @@ def test_sgr_relation_matrix_by_hand():
     loss = sgr_loss(f_s, f_t, lab, min_pixels=1, max_regions=8)
     assert loss.item() == pytest.approx(2 * 1.0 / 9, abs=1e-6)  # two entries of a 3x3 matrix differ by 1
     assert sgr_loss(f_t, f_t, lab, min_pixels=1, max_regions=8).item() == pytest.approx(0, abs=1e-7)
+    f_s, f_t = torch.randn(1, 2, 4, 6, requires_grad=True), torch.randn(1, 2, 4, 6, requires_grad=True)
+    sgr_loss(f_s, f_t, lab, min_pixels=1).backward()
+    assert f_s.grad.abs().sum() > 0 and f_t.grad is None  # sg on the teacher
 
 
 def test_sgr_region_selection_and_degenerate_cases():
@@ -111,12 +142,33 @@ def test_sgr_region_selection_and_degenerate_cases():
     loss.backward()  # a graph exists even when no image contributes
     unlabelled = torch.zeros(2, 4, 6, dtype=torch.long)  # label 0 is never a segment
     assert sgr_loss(f_s, f_t, unlabelled).item() == 0
+    half = unlabelled.clone()
+    half[:, :, 3:] = 5  # one real segment beside the unlabelled half: no relation to keep
+    assert select_regions(half[0].reshape(-1), min_pixels=1, max_regions=8).tolist() == [5]
+    assert sgr_loss(f_s, f_t, half, min_pixels=1).item() == 0
     # one image with two segments, one with a single one: the mean over the batch halves its loss
     mixed = torch.stack([lab[0], single[0]])
     both = sgr_loss(f_s, f_t, torch.stack([lab[0], lab[0]]), min_pixels=1)
     assert sgr_loss(f_s[:1], f_t[:1], lab, min_pixels=1).item() == pytest.approx(
         2 * sgr_loss(f_s, f_t, mixed, min_pixels=1).item(), rel=1e-5)
     assert not torch.isnan(both)
+
+
+def test_sgr_zero_prototypes_and_bad_arguments():
+    lab = torch.zeros(1, 4, 6, dtype=torch.long)
+    lab[:, :, :3], lab[:, :, 3:] = 1, 2
+    f_s = torch.zeros(1, 2, 4, 6, requires_grad=True)  # all-zero prototypes: cosine defined as 0, no NaN
+    loss = sgr_loss(f_s, torch.rand(1, 2, 4, 6), lab, min_pixels=1)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(f_s.grad).all()
+    with pytest.raises(Sam4irError, match="differ in shape"):
+        sgr_loss(torch.zeros(1, 2, 4, 6), torch.zeros(1, 3, 4, 6), lab)
+    with pytest.raises(Sam4irError, match="not B x H x W"):
+        sgr_loss(f_s, f_s, lab[0])
+    with pytest.raises(Sam4irError, match="distill.sgr_min_pixels"):
+        sgr_loss(f_s, f_s, lab, min_pixels=0)
+    with pytest.raises(Sam4irError, match="distill.sgr_max_regions"):
+        sgr_loss(f_s, f_s, lab, max_regions=1)
 
 
 def test_sgr_resizes_the_label_map_to_the_features():
@@ -132,6 +184,12 @@ def tiny_pair(prior: str = "mean"):
     torch.manual_seed(0)
     ir1 = models.build(name, **kwargs)
     return ir1, build_ir2(ir1, name, kwargs, prior)
+
+
+def test_spd_by_hand():
+    f_s, f_t = torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([[1.0, 0.0], [5.0, 4.0]])
+    assert spd_loss(f_s, f_t, "l1").item() == pytest.approx((0 + 2 + 2 + 0) / 4)
+    assert spd_loss(f_s, f_t, "l2").item() == pytest.approx((0 + 4 + 4 + 0) / 4)
 
 
 def test_spd_gradient_reaches_only_the_student():
@@ -198,20 +256,54 @@ def test_vgg_analyzer_is_frozen_and_stays_in_eval():
     out2 = ir2.forward_train(spf_input(out1.images[-1], torch.randint(1, 3, (1, 16, 16)), "mean"))
     f_s, f_t = vgg(out1, out2)
     assert f_s.shape == f_t.shape and f_s.shape[1] == 256  # relu3_4 has 256 channels
+    assert f_s.requires_grad and not f_t.requires_grad  # the teacher pass keeps no graph (memory)
     spd_loss(f_s, f_t).backward()
     assert all(p.grad is None for p in vgg.parameters())
     assert any(p.grad is not None for p in ir1.parameters())
 
 
-def test_vgg_offline_is_a_one_line_error(monkeypatch):
-    import torchvision.models
+def test_vgg_gradient_reaches_the_input_image():
+    vgg = build_analyzer("vgg19", pretrained=False)
+    image = torch.rand(1, 3, 8, 8, requires_grad=True)
+    feats = vgg.features(image)
+    assert feats.shape == (1, 256, 2, 2)
+    feats.square().mean().backward()
+    assert image.grad is not None and image.grad.abs().sum() > 0
 
-    def offline(*args, **kwargs):
+
+@pytest.fixture
+def offline_hub(monkeypatch, tmp_path) -> Path:
+    """An empty torch hub cache under tmp_path, and a download that fails as it does without a network."""
+
+    def no_network(url, *args, **kwargs):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(torchvision.models, "vgg19", offline)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    return tmp_path / "checkpoints" / "vgg19-dcbb9e9d.pth"
+
+
+def test_vgg_offline_is_a_one_line_error(offline_hub):
     with pytest.raises(Sam4irError, match="VGG-19 ImageNet weights") as err:
         build_analyzer("vgg19", pretrained=True)
-    assert "\n" not in str(err.value)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(str(offline_hub)) and "no network" in message
+    assert "distill.analyzer: ir_features" in message
+    offline_hub.write_bytes(b"truncated")
+    with pytest.raises(Sam4irError, match="cannot read the VGG-19 ImageNet weights"):
+        build_analyzer("vgg19", pretrained=True)
     with pytest.raises(Sam4irError, match="distill.analyzer"):
         build_analyzer("resnet")
+
+
+def test_vgg_loads_the_cached_torchvision_weights(offline_hub):
+    torch.manual_seed(0)
+    reference = vgg19_relu3_4(pretrained=False)
+    state = {f"features.{key}": value for key, value in reference.state_dict().items()}
+    state["classifier.6.bias"] = torch.zeros(1000)  # the real file's layers past relu3_4 are left out
+    offline_hub.parent.mkdir(parents=True)
+    torch.save(state, offline_hub)
+    vgg = build_analyzer("vgg19", pretrained=True)
+    loaded = vgg.body.state_dict()
+    assert loaded.keys() == reference.state_dict().keys()
+    assert all(torch.equal(loaded[key], value) for key, value in reference.state_dict().items())

@@ -40,7 +40,7 @@ def objective() -> BaselineObjective:
     return BaselineObjective(build("nafnet", **TINY), "psnr")
 
 
-CFG = TrainConfig(iters=12, batch_size=4, lr=1e-3, ckpt_every=4, val_every=100)
+CFG = TrainConfig(iters=12, batch_size=4, lr=1e-3, ckpt_every=4, val_every=100, log_every=1)
 
 
 def weights(obj: BaselineObjective) -> dict:
@@ -98,7 +98,8 @@ def test_a_different_run_id_never_resumes(tmp_path):
     fit(objective(), NoisyCrops(), TrainConfig(iters=8, batch_size=4, lr=1e-3, ckpt_every=4), state_path=state,
         run_id="old")
     steps = []
-    fit(objective(), NoisyCrops(), TrainConfig(iters=2, batch_size=4, lr=1e-3), state_path=state, run_id="new",
+    fit(objective(), NoisyCrops(), TrainConfig(iters=2, batch_size=4, lr=1e-3, log_every=1), state_path=state,
+        run_id="new",
         log=lambda s, r: steps.append(s))
     assert steps == [1, 2]
 

@@ -3,13 +3,16 @@
 - ``ir_features`` [ours, the offline default]: no extra network; the decoder's last feature maps of IR1
   (student) and IR2 (teacher), as returned by ``forward_train``.
 - ``vgg19``: a frozen ImageNet VGG-19 up to relu3_4 (torchvision's weights, downloaded and hash-checked by
-  torchvision itself) applied to the restored images ŷ1 and ŷ2.
-Both are called as ``analyzer(student_out, teacher_out) -> (f_student, f_teacher)``.
+  torchvision itself into the torch hub cache) applied to the restored images ŷ1 and ŷ2 (RGB in [0, 1]).
+Both are called as ``analyzer(student_out, teacher_out) -> (f_student, f_teacher)`` on the two networks'
+``RestorationOutput``s; the teacher's features never carry a gradient from the analyzer's side.
 """
 
 from __future__ import annotations
 
-import urllib.error
+import os
+import pickle
+from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
@@ -18,7 +21,7 @@ from sam4ir.errors import Sam4irError
 from sam4ir.models import RestorationOutput
 
 ANALYZERS = ("ir_features", "vgg19")
-_RELU3_4 = 18  # torchvision vgg19().features[:18] ends with relu3_4
+_RELU3_4 = 18  # torchvision vgg19().features: conv3_4 is layer 16, relu3_4 layer 17
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -30,23 +33,51 @@ class IRFeatures(nn.Module):
         return student.features, teacher.features
 
 
+def _vgg19_state(weights) -> dict[str, Tensor]:
+    """torchvision's VGG-19 state dict via its own download and hash check; failures are one line."""
+    cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(weights.url).path))
+    try:
+        return weights.get_state_dict(progress=True, check_hash=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if os.path.exists(cached):
+            raise Sam4irError(f"{cached}: cannot read the VGG-19 ImageNet weights ({reason}); delete the file so "
+                              "torchvision downloads it again") from None
+        raise Sam4irError(f"{cached}: VGG-19 ImageNet weights for distill.analyzer: vgg19 are missing and could "
+                          f"not be downloaded from {weights.url} ({reason}); put that file there (torch hub cache, "
+                          "moved by TORCH_HOME) or set distill.analyzer: ir_features") from None
+
+
+def vgg19_relu3_4(pretrained: bool = True) -> nn.Sequential:
+    """torchvision's VGG-19 ``features`` up to relu3_4 (B x 3 x H x W -> B x 256 x H/4 x W/4).
+
+    Built on the meta device and materialised for the kept layers only, so the 400 MB classifier is never
+    allocated; ``pretrained=False`` gives PyTorch's default random init (tests, no download).
+    """
+    from torchvision.models import VGG19_Weights, vgg19
+
+    with torch.device("meta"):
+        body = vgg19().features[:_RELU3_4]
+    if not pretrained:
+        body.to_empty(device="cpu")
+        for layer in body:
+            if isinstance(layer, nn.Conv2d):
+                layer.reset_parameters()
+        return body
+    state = _vgg19_state(VGG19_Weights.IMAGENET1K_V1)
+    prefix = "features."
+    kept = {key[len(prefix):]: value for key, value in state.items()
+            if key.startswith(prefix) and int(key[len(prefix):].split(".")[0]) < _RELU3_4}
+    body.load_state_dict(kept, strict=True, assign=True)
+    return body
+
+
 class VGGFeatures(nn.Module):
     """Frozen VGG-19 relu3_4 features of the restored images; never trained, always in eval mode."""
 
     def __init__(self, pretrained: bool = True) -> None:
         super().__init__()
-        from torchvision.models import VGG19_Weights, vgg19
-
-        weights = VGG19_Weights.IMAGENET1K_V1 if pretrained else None
-        try:
-            net = vgg19(weights=weights)
-        except (urllib.error.URLError, OSError) as err:
-            hub = torch.hub.get_dir()
-            raise Sam4irError(
-                f"{hub}/checkpoints/{weights.url.rsplit('/', 1)[-1]}: VGG-19 ImageNet weights are missing and could "
-                f"not be downloaded from {weights.url} ({err}); put the file there, or set distill.analyzer: "
-                "ir_features") from None
-        self.body = net.features[:_RELU3_4]
+        self.body = vgg19_relu3_4(pretrained)
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
@@ -57,6 +88,7 @@ class VGGFeatures(nn.Module):
         return super().train(False)
 
     def features(self, image: Tensor) -> Tensor:
+        """B x 3 x H x W RGB in [0, 1] -> B x 256 x H/4 x W/4 (ImageNet normalisation applied here)."""
         return self.body((image - self.mean) / self.std)
 
     def forward(self, student: RestorationOutput, teacher: RestorationOutput) -> tuple[Tensor, Tensor]:
@@ -66,6 +98,7 @@ class VGGFeatures(nn.Module):
 
 
 def build_analyzer(kind: str, *, pretrained: bool = True) -> nn.Module:
+    """The analyzer named by ``distill.analyzer``; ``pretrained=False`` skips VGG's weights (tests only)."""
     if kind == "ir_features":
         return IRFeatures()
     if kind == "vgg19":

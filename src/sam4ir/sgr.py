@@ -4,8 +4,8 @@ semantic structure.
 [ours] L (the SAM label map) is resized to the feature map (nearest). Segments with at least ``min_pixels``
 feature pixels are kept (label 0, "unlabelled", never counts), at most ``max_regions`` of them, largest first.
 Each segment's prototype is its mean feature; R = cosine similarity between all prototype pairs (K x K);
-L_SGR = mean |R_student − sg(R_teacher)|, per image, averaged over the batch. Images with fewer than two usable
-segments contribute zero, never NaN.
+L_SGR = mean |R_student − sg(R_teacher)| over all K x K entries, per image, averaged over the batch. Images
+with fewer than two usable segments contribute zero, never NaN.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from sam4ir.errors import Sam4irError
 
 
 def select_regions(labels: Tensor, min_pixels: int, max_regions: int) -> Tensor:
@@ -45,7 +47,18 @@ def resize_labels(label_map: Tensor, size: tuple[int, int]) -> Tensor:
 
 def sgr_loss(f_student: Tensor, f_teacher: Tensor, label_map: Tensor, *, min_pixels: int = 4,
              max_regions: int = 32) -> Tensor:
-    """L_SGR for B x C x h x w student/teacher features and a B x H x W label map."""
+    """L_SGR for B x C x h x w student/teacher features and a B x H x W label map (a 0-d tensor, 0 when no image
+    has two usable segments, still attached to ``f_student``'s graph)."""
+    if f_student.shape != f_teacher.shape:
+        raise Sam4irError(f"sgr: student features {list(f_student.shape)} and teacher features "
+                          f"{list(f_teacher.shape)} differ in shape")
+    if label_map.dim() != 3 or label_map.shape[0] != f_student.shape[0]:
+        raise Sam4irError(f"sgr: label map {list(label_map.shape)} is not B x H x W for features "
+                          f"{list(f_student.shape)}")
+    if min_pixels < 1:
+        raise Sam4irError(f"distill.sgr_min_pixels: {min_pixels} must be >= 1")
+    if max_regions < 2:
+        raise Sam4irError(f"distill.sgr_max_regions: {max_regions} must be >= 2 (a relation needs two segments)")
     b, c = f_student.shape[:2]
     labels = resize_labels(label_map, f_student.shape[-2:]).reshape(b, -1)
     total = f_student.sum() * 0.0  # keeps a graph (and the dtype/device) when no image has two segments

@@ -29,11 +29,15 @@ def prior_channels(kind: str) -> int:
 def region_mean(label_map: Tensor, image: Tensor) -> Tensor:
     """Each pixel replaced by the mean of ``image`` over its segment (label 0: the pixel itself).
 
-    label_map: B x H x W integer; image: B x C x H x W. One scatter over (image, label) ids, no loop.
+    label_map: B x H x W non-negative integers; image: B x C x H x W. One scatter over (image, label) ids, no
+    loop, so the result stays differentiable w.r.t. ``image``.
     """
     b, c, h, w = image.shape
     labels = label_map.reshape(b, -1).long()
-    n = int(labels.max()) + 1
+    lowest, highest = (int(v) for v in labels.aminmax())
+    if lowest < 0:
+        raise Sam4irError(f"spf: label map has negative id {lowest}; ids are 0 (unlabelled) or positive")
+    n = highest + 1
     ids = (labels + torch.arange(b, device=labels.device)[:, None] * n).reshape(-1)
     pixels = image.permute(0, 2, 3, 1).reshape(-1, c)
     sums = pixels.new_zeros(b * n, c).index_add(0, ids, pixels)
@@ -57,8 +61,12 @@ def boundary(label_map: Tensor) -> Tensor:
 
 
 def encode_prior(label_map: Tensor, image: Tensor, kind: str) -> Tensor:
-    """The SPF prior channels, B x prior_channels(kind) x H x W."""
+    """The SPF prior channels, B x prior_channels(kind) x H x W, of a B x H x W label map against a
+    B x 3 x H x W image (the mask must be cropped and resized with the image)."""
     prior_channels(kind)
+    if label_map.shape != (image.shape[0], *image.shape[2:]):
+        raise Sam4irError(f"spf: label map {list(label_map.shape)} does not match image {list(image.shape)} "
+                          "(expected B x H x W of the image)")
     parts = []
     if kind in ("mean", "both"):
         parts.append(region_mean(label_map, image))
@@ -77,8 +85,11 @@ def build_ir2(ir1: nn.Module, name: str, model_kwargs: dict, prior: str) -> nn.M
     (new input channels zero), so that ``IR2(spf_input(y, L, prior)) == IR1(y)`` at initialisation."""
     extra = prior_channels(prior)
     ir2 = models.build(name, **model_kwargs, extra_in_channels=extra)
-    state = ir2.state_dict()
-    for key, value in ir1.state_dict().items():
+    state, source = ir2.state_dict(), ir1.state_dict()
+    missing = [key for key in state if key not in source]
+    if missing:
+        raise Sam4irError(f"spf: IR1 ({name}) has no '{missing[0]}' to initialise IR2 from")
+    for key, value in source.items():
         target = state.get(key)
         if target is None:
             raise Sam4irError(f"spf: IR2 ({name}) has no parameter '{key}' of IR1")

@@ -42,14 +42,16 @@ class TrainConfig:
     grad_clip: float = 0.0
     seed: int = 0
     val_every: int = 50
+    log_every: int = 10
     ckpt_every: int = 50
     num_workers: int = 0
     amp: str = "none"
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.iters < 1 or self.batch_size < 1:
-            raise Sam4irError(f"train: iters ({self.iters}) and batch_size ({self.batch_size}) must be >= 1")
+        for key in ("iters", "batch_size", "val_every", "log_every", "ckpt_every"):
+            if getattr(self, key) < 1:
+                raise Sam4irError(f"train: {key} = {getattr(self, key)} must be >= 1")
         if self.amp not in ("none", "bf16"):
             raise Sam4irError(f"train: amp = {self.amp!r} is not one of ['bf16', 'none']")
 
@@ -165,7 +167,7 @@ def fit(objective: nn.Module, train_set: Dataset, cfg: TrainConfig, *, state_pat
             objective.eval()
             with torch.no_grad():
                 record.update(validate())
-        if log is not None:
+        if log is not None and (step % cfg.log_every == 0 or "val_psnr" in record):
             log(step, record)
         if state_path is not None and step % cfg.ckpt_every == 0 and step < cfg.iters:
             _save_state(state_path, run_id, step, objective, opt, sched)

@@ -80,7 +80,8 @@ def train_config(params: dict, section: str) -> TrainConfig:
     cfg = dict(
         iters=g("iters", int), batch_size=g("batch_size", int), lr=g("lr", float), min_lr=g("min_lr", float),
         weight_decay=g("weight_decay", float), betas=tuple(g("betas", list)), grad_clip=g("grad_clip", float),
-        seed=g("seed", int), val_every=g("val_every", int), ckpt_every=g("ckpt_every", int),
+        seed=g("seed", int), val_every=g("val_every", int), log_every=g("log_every", int, 10),
+        ckpt_every=g("ckpt_every", int),
         num_workers=g("num_workers", int), amp=g("amp", str), device=g("device", str))
     if section == "distill":
         cfg["iters"] = config.get(params, "distill.iters", kind=int)
@@ -116,7 +117,8 @@ def train_run(params: dict, paths: TaskPaths, method: str, objective: nn.Module,
     info = init_distributed(device)
     crop = config.get(params, "train.crop", kind=int)
     masks = paths.masks if with_masks else None
-    train_set = PairedDataset(paths.prepared, "train", crop=crop, augment=True, masks_root=masks)
+    augment = config.get(params, "train.augment", True, kind=bool)
+    train_set = PairedDataset(paths.prepared, "train", crop=crop, augment=augment, masks_root=masks)
     test_set = PairedDataset(paths.prepared, "test", crop=None, augment=False)
     data_id = sorted((p.name, p.stat().st_size) for p in (paths.prepared / "train").rglob("*.png"))
     init_id = init_file.stat().st_size if init_file else None
