@@ -118,7 +118,8 @@ def train_run(params: dict, paths: TaskPaths, method: str, objective: nn.Module,
     crop = config.get(params, "train.crop", kind=int)
     masks = paths.masks if with_masks else None
     augment = config.get(params, "train.augment", True, kind=bool)
-    train_set = PairedDataset(paths.prepared, "train", crop=crop, augment=augment, masks_root=masks)
+    train_set = PairedDataset(paths.prepared, "train", crop=crop, augment=augment, masks_root=masks,
+                              cache=config.get(params, "train.cache_images", True, kind=bool))
     test_set = PairedDataset(paths.prepared, "test", crop=None, augment=False)
     data_id = sorted((p.name, p.stat().st_size) for p in (paths.prepared / "train").rglob("*.png"))
     init_id = init_file.stat().st_size if init_file else None

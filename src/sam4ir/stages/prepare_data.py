@@ -2,7 +2,9 @@
 
 ``data.source: demo`` builds the offline synthetic demo; ``folder`` validates an existing paired dataset
 (``<dir>/{train,test}/{input,target}/``) and re-encodes it as PNG into the layout, so every later stage reads
-one format and a corrupt or unmatched file is reported here, once.
+one format and a corrupt or unmatched file is reported here, once. ``download`` fetches the real benchmarks named
+in ``data.download.<task>`` (see :mod:`sam4ir.datasets`) into the cache ``data.download.cache``, verifies or pins
+them in ``data.download.manifest`` and extracts them, resuming where a killed run stopped.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from tqdm import tqdm
 
 from sam4ir import config
 from sam4ir.data import build_demo, scan_pairs
+from sam4ir.datasets import clear, prepare_download
 from sam4ir.io import read_image, write_image, write_json
 from sam4ir.stages import run_stage
 from sam4ir.stages.common import TaskPaths, load_task_params, stage_args
 
-SOURCES = ("demo", "folder")
+SOURCES = ("demo", "folder", "download")
 
 
 def import_folder(src: Path, out: Path) -> dict:
@@ -31,16 +34,29 @@ def import_folder(src: Path, out: Path) -> dict:
     return counts
 
 
+def download_args(params: dict, task: str) -> dict:
+    """``prepare_download``'s arguments from ``data.download``; a split may name one set or a list."""
+    g = lambda key, *a, **kw: config.get(params, f"data.download.{key}", *a, **kw)  # noqa: E731
+    sets = {split: g(f"{task}.{split}", kind=(str, list)) for split in ("train", "test")}
+    return {**{split: [names] if isinstance(names, str) else names for split, names in sets.items()},
+            "cache": Path(g("cache", kind=str)), "manifest": Path(g("manifest", kind=str)),
+            "mirror": g("mirror", None, kind=(str, type(None)))}
+
+
 def main() -> None:
     args = stage_args(__doc__)
     params = load_task_params(args)
     out = TaskPaths(args.task).prepared
     source = config.get(params, "data.source", choices=SOURCES)
+    if source != "download":  # download resumes (keeps what a killed run wrote); the others rebuild everything,
+        clear(out)             # and no pair of an earlier source may survive in a persisted folder
     if source == "demo":
         demo = config.get(params, "data.demo", kind=dict)
         summary = build_demo(args.task, out, seed=config.get(params, "data.seed", kind=int), **demo)
-    else:
+    elif source == "folder":
         summary = import_folder(Path(config.get(params, f"data.folder.{args.task}", kind=str)), out)
+    else:
+        summary = prepare_download(args.task, out=out, **download_args(params, args.task))
     write_json(out / "summary.json", {"source": source, **summary})
 
 

@@ -1,0 +1,95 @@
+"""A task's benchmark sets, downloaded and written into the common paired layout
+``<out>/{train,test}/{input,target}/<set>__<name>.png``.
+
+Several sets may share a split (deraining tests on five): their pairs sit side by side, each file name prefixed
+with its set's name and ``__`` (set names never contain ``__``), so one split folder serves training and
+evaluation while per-set scores can still be grouped by the prefix. Extraction is resumable: every image is
+written atomically, and pairs already written under the same settings (``settings.json``) are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+from tqdm import tqdm
+
+from sam4ir.data import scan_pairs
+from sam4ir.datasets.extract import open_pairs
+from sam4ir.datasets.fetch import fetch_archive
+from sam4ir.datasets.registry import ARCHIVES, DATASETS, Dataset
+from sam4ir.errors import Sam4irError
+from sam4ir.io import write_image, write_json
+
+SPLITS = ("train", "test")
+SEPARATOR = "__"
+
+
+def prepare_download(task: str, train: Sequence[str], test: Sequence[str], out: Path, *, cache: Path,
+                     manifest: Path, mirror: str | None = None, progress: bool = True,
+                     timeout: float = 30) -> dict:
+    """Download (or reuse from ``cache``) the archives of the ``train`` and ``test`` sets of :data:`DATASETS`,
+    verify or pin them in ``manifest``, and extract their pairs into ``out``; return the pair counts.
+
+    Every archive is fetched before any extraction, so a missing one stops the run early.
+    """
+    sets = {"train": list(train), "test": list(test)}
+    for split, names in sets.items():
+        _check_sets(task, split, names)
+    needed = dict.fromkeys(a for names in sets.values() for n in names for a in DATASETS[n].layout.archives)
+    hint = f", or `dvc pull {out}` from a DVC remote that holds it"
+    files = {a: fetch_archive(ARCHIVES[a], cache, manifest, mirror=mirror, pull_hint=hint, progress=progress,
+                              timeout=timeout) for a in needed}
+    settings = {"source": "download", **sets}
+    if _recorded(out) != settings:
+        clear(out)
+    write_json(out / "settings.json", settings)
+    counts = {split: {name: _extract(DATASETS[name], name, files, out / split, progress) for name in names}
+              for split, names in sets.items()}
+    for split in SPLITS:
+        found = len(scan_pairs(out, split, check_images=False))
+        if found != sum(counts[split].values()):
+            raise Sam4irError(f"{out / split}: {found} pairs on disk, {sum(counts[split].values())} extracted "
+                              f"(files from elsewhere in the folder?)")
+    return {split: sum(counts[split].values()) for split in SPLITS} | {"sets": counts}
+
+
+def clear(out: Path) -> None:
+    """Remove the prepared pairs and their settings (before a source that rebuilds everything)."""
+    for split in SPLITS:
+        shutil.rmtree(out / split, ignore_errors=True)
+    (out / "settings.json").unlink(missing_ok=True)
+
+
+def _check_sets(task: str, split: str, names: list[str]) -> None:
+    if not names:
+        raise Sam4irError(f"data.download.{task}.{split}: no dataset named")
+    choices = sorted(n for n, d in DATASETS.items() if d.task == task)
+    for name in names:
+        if name not in choices:
+            raise Sam4irError(f"data.download.{task}.{split}: unknown {task} dataset '{name}' "
+                              f"(choose from {', '.join(choices)})")
+    if len(set(names)) != len(names):
+        raise Sam4irError(f"data.download.{task}.{split}: a dataset is named twice in {names}")
+
+
+def _recorded(out: Path) -> dict | None:
+    try:
+        return json.loads((out / "settings.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _extract(dataset: Dataset, name: str, files: dict[str, Path], split_dir: Path, progress: bool) -> int:
+    """Write the set's pairs not yet on disk; return how many pairs it has."""
+    with open_pairs(dataset.layout, files) as pairs:
+        paths = {pair: (split_dir / "input" / f"{name}{SEPARATOR}{pair}.png",
+                        split_dir / "target" / f"{name}{SEPARATOR}{pair}.png") for pair in pairs.names}
+        todo = [pair for pair, (inp, tgt) in paths.items() if not (inp.is_file() and tgt.is_file())]
+        for pair in tqdm(todo, desc=f"extract {name}", disable=not progress):
+            img, target = pairs.load(pair)
+            write_image(paths[pair][0], img)
+            write_image(paths[pair][1], target)
+        return len(pairs.names)
