@@ -14,7 +14,6 @@ import re
 import socket
 import sys
 import tarfile
-import threading
 import urllib.parse
 import zipfile
 from pathlib import Path
@@ -22,6 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
+from local_http import serve
 import scipy.io
 import yaml
 
@@ -175,16 +176,8 @@ def _local_only(monkeypatch):
 
 @pytest.fixture
 def server():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.files, srv.drive, srv.drive_pages = dict(FILES), {}, {}
-    srv.requests, srv.bytes_sent, srv.cut_after = [], 0, {}  # cut_after: file or Drive id -> bytes sent
-    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(timeout=5)
+    # cut_after: file or Drive id -> bytes sent before the connection drops
+    yield from serve(_Handler, files=dict(FILES), drive={}, drive_pages={}, requests=[], bytes_sent=0, cut_after={})
 
 
 @pytest.fixture

@@ -6,11 +6,12 @@ import hashlib
 import http.server
 import re
 import socket
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from local_http import serve
 
 from sam4ir.download import download, sha256_file
 from sam4ir.errors import Sam4irError
@@ -54,15 +55,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.files, srv.requests, srv.bytes_sent, srv.ignore_range, srv.cut_after = {"/f.bin": DATA}, [], 0, False, None
-    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(timeout=5)
+    yield from serve(_Handler, files={"/f.bin": DATA}, requests=[], bytes_sent=0, ignore_range=False, cut_after=None)
 
 
 def _get(url: str, dest: Path, **kw) -> Path:

@@ -16,16 +16,22 @@ from sam4ir.errors import Sam4irError
 _MISSING = object()
 
 
-def load_params(path: str | Path = "params.yaml") -> dict:
+def read_mapping(path: str | Path) -> dict:
+    """A YAML file whose top level is a mapping; one-line error if missing, invalid or not a mapping."""
     path = Path(path)
     if not path.is_file():
-        raise Sam4irError(f"{path}: params file not found")
+        raise Sam4irError(f"{path}: file not found")
     try:
-        params = yaml.safe_load(path.read_text())
+        tree = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise Sam4irError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(params, dict):
+    if not isinstance(tree, dict):
         raise Sam4irError(f"{path}: expected a mapping at the top level")
+    return tree
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    params = read_mapping(path)
     params["_path"] = str(path)
     return params
 

@@ -42,14 +42,7 @@ def describe(name: str, folder: str | Path = PRESETS_DIR) -> str:
 
 def load_preset(name: str, folder: str | Path = PRESETS_DIR) -> dict:
     """The partial params tree of preset ``name``; one-line error if unknown or not a YAML mapping."""
-    path = _path(name, folder)
-    try:
-        tree = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise Sam4irError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(tree, dict):
-        raise Sam4irError(f"{path}: expected a mapping at the top level")
-    return tree
+    return config.read_mapping(_path(name, folder))
 
 
 def merge(base: dict, override: dict) -> dict:
