@@ -28,7 +28,8 @@ OUT = Path("reports")
 def load_exp_show(path: str | None) -> list:
     if path:
         return json.loads(Path(path).read_text())
-    done = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--all-commits", "--json"],
+                          capture_output=True, text=True)
     if done.returncode != 0:
         raise Sam4irError(f"dvc exp show --json failed: {done.stderr.strip().splitlines()[-1:]}")
     return json.loads(done.stdout)
