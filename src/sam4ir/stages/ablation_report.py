@@ -1,6 +1,6 @@
 """Ablation report (run after ``dvc queue start`` has finished): ``dvc exp show --json`` -> ``reports/ablation.md``,
-``reports/ablation.csv``, ``reports/ablation_runs.csv`` and a seaborn bar plot of the gain over the control run
-with its spread over seeds.
+``reports/ablation.csv``, ``reports/ablation_runs.csv`` and ``reports/ablation.png`` (a seaborn bar plot of the gain over the control run
+with its spread over seeds).
 
     python -m sam4ir.stages.ablation_report [--json exp.json]
 """
@@ -51,12 +51,12 @@ def main() -> None:
         "# Ablations (from `dvc exp show`)", "",
         "Gain of each configuration over the control run of the same experiment (same extra iterations, no priors);",
         "mean and standard deviation over the experiments (seeds) of that configuration.", "",
-        to_markdown(gains, floats), "", "![ablation](figures/ablation.png)", ""]))
+        to_markdown(gains, floats), "", "![ablation](ablation.png)", ""]))
     sns.set_theme(style="whitegrid")
     grid = sns.catplot(data=deltas, x="d_psnr", y="config", hue="task", col="method", kind="bar", errorbar="sd",
                        height=max(2.5, 0.5 * deltas.config.nunique() + 1.5), aspect=1.4)
     grid.set_axis_labels("ΔPSNR over control (dB); bars: mean, whiskers: sd over seeds", "")
-    save_figure(grid.figure, OUT / "figures" / "ablation.png")
+    save_figure(grid.figure, OUT / "ablation.png")
 
 
 if __name__ == "__main__":
