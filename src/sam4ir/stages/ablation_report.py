@@ -1,6 +1,6 @@
-"""Ablation report (run after ``dvc queue start`` has finished): ``dvc exp show --json`` -> ``reports/ablation.md``,
-``reports/ablation.csv``, ``reports/ablation_runs.csv`` and ``reports/ablation.png`` (a seaborn bar plot of the gain over the control run
-with its spread over seeds).
+"""Ablation report (run after ``dvc queue start`` has finished): ``dvc exp show --all-commits --json`` ->
+``reports/ablation.md``, ``reports/ablation.csv``, ``reports/ablation_runs.csv`` and ``reports/ablation.png``
+(a seaborn bar plot of the gain over the control run with its spread over seeds).
 
     python -m sam4ir.stages.ablation_report [--json exp.json]
 """
