@@ -144,7 +144,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
-        self.server.bytes_sent += len(body)
 
     def log_message(self, *args) -> None:
         pass
@@ -177,7 +176,7 @@ def _local_only(monkeypatch):
 @pytest.fixture
 def server():
     # cut_after: file or Drive id -> bytes sent before the connection drops
-    yield from serve(_Handler, files=dict(FILES), drive={}, drive_pages={}, requests=[], bytes_sent=0, cut_after={})
+    yield from serve(_Handler, files=dict(FILES), drive={}, drive_pages={}, requests=[], cut_after={})
 
 
 @pytest.fixture

@@ -46,8 +46,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = data[start:]
         if server.cut_after is not None:  # simulate a dropped connection once
             body, server.cut_after = body[:server.cut_after], None
+        server.bytes_sent += len(body)  # counted before writing: the client may finish before write() returns
         self.wfile.write(body)
-        server.bytes_sent += len(body)
 
     def log_message(self, *args) -> None:
         pass
