@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import cv2
@@ -19,6 +18,8 @@ import skimage.data
 import torch
 import yaml
 from segment_anything.utils.amg import mask_to_rle_pytorch
+
+from local_http import serve
 
 import sam4ir
 from sam4ir.errors import Sam4irError
@@ -227,19 +228,17 @@ def test_missing_checkpoint_without_download_is_one_line(tmp_path):
     assert "\n" not in msg and str(dest) in msg and "https://dl.fbaipublicfiles.com/segment_anything/" in msg
 
 
+class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
 @pytest.fixture
 def file_server(tmp_path):
     root = tmp_path / "served"
     root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
-    thread.join(timeout=5)
+    for srv in serve(functools.partial(_QuietFiles, directory=str(root))):
+        yield root, srv.url
 
 
 def test_checkpoint_download_checks_md5_prefix_of_the_name(tiny_ckpt, file_server, tmp_path):
