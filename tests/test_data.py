@@ -204,11 +204,16 @@ def decode(item: dict, w: int) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([mask // w, mask % w]), np.stack([target[1] // 5, target[0] // 5])
 
 
-def test_crop_and_flips_are_the_same_for_input_target_and_mask(tmp_path):
-    h, w = 30, 40
-    make_folder(tmp_path / "data", {"a": (h, w)}, masks_root=tmp_path / "masks")
-    ds = PairedDataset(tmp_path / "data", "train", crop=16, augment=True, masks_root=tmp_path / "masks")
+def coded_dataset(tmp_path: Path, augment: bool, w: int = 40) -> PairedDataset:
+    """16x16 crops of one 30 x ``w`` pair whose mask and colours both encode each pixel's source position."""
+    make_folder(tmp_path / "data", {"a": (30, w)}, masks_root=tmp_path / "masks")
     torch.manual_seed(0)
+    return PairedDataset(tmp_path / "data", "train", crop=16, augment=augment, masks_root=tmp_path / "masks")
+
+
+def test_crop_and_flips_are_the_same_for_input_target_and_mask(tmp_path):
+    w = 40
+    ds = coded_dataset(tmp_path, augment=True, w=w)
     layouts = set()
     for _ in range(40):
         item = ds[0]
@@ -225,10 +230,8 @@ def test_crop_and_flips_are_the_same_for_input_target_and_mask(tmp_path):
 
 
 def test_without_augment_the_crop_is_a_plain_window(tmp_path):
-    h, w = 30, 40
-    make_folder(tmp_path / "data", {"a": (h, w)}, masks_root=tmp_path / "masks")
-    ds = PairedDataset(tmp_path / "data", "train", crop=16, augment=False, masks_root=tmp_path / "masks")
-    torch.manual_seed(0)
+    w = 40
+    ds = coded_dataset(tmp_path, augment=False, w=w)
     corners = set()
     for _ in range(10):
         (ys, xs), _ = decode(ds[0], w)

@@ -85,12 +85,14 @@ RAIN_TEST["__MACOSX/test/Rain100L/input/._1.png"] = b"resource fork"  # junk a M
 GOPRO = {f"GOPRO_Large/{split}/{seq}/{kind}/{frame}.png": _png()
          for split, seq in [("train", "GOPR0372_07_00"), ("test", "GOPR0384_11_00")]
          for kind in ("blur", "blur_gamma", "sharp") for frame in ("000047", "000048")}
+HIDE = {f"test/HIDE/{side}/{name}.png": _png() for side in ("input", "target") for name in ("1fromGOPR1090", "scene2")}
 SIDD_MEDIUM = {f"SIDD_Medium_Srgb/Data/{scene}/{scene[:4]}_{kind}_SRGB_{shot}.PNG": _png()
                for scene in ["0001_001_S6_00100_00060_3200_L", "0002_001_S6_00100_00020_3200_N"]
                for kind in ("NOISY", "GT") for shot in ("010", "011")}
 SIDD_NOISY = RNG.integers(0, 256, (2, 3, 8, 8, 3), dtype=np.uint8)
 SIDD_GT = RNG.integers(0, 256, (2, 3, 8, 8, 3), dtype=np.uint8)
 FILES = {"rain13k_train.zip": _zip(RAIN_TRAIN), "rain13k_test.zip": _zip(RAIN_TEST), "GOPRO_Large.zip": _zip(GOPRO),
+         "hide_test.zip": _zip(HIDE),
          "SIDD_Medium_Srgb.zip": _zip(SIDD_MEDIUM),
          "ValidationNoisyBlocksSrgb.mat": _mat("ValidationNoisyBlocksSrgb", SIDD_NOISY),
          "ValidationGtBlocksSrgb.mat": _mat("ValidationGtBlocksSrgb", SIDD_GT)}
@@ -347,14 +349,17 @@ def test_google_drive_older_link_page_and_quota_page(server, tmp_path):
     assert not (tmp_path / "f3.bin").exists()
 
 
-def test_deblur_gopro_train_and_test_from_one_archive_of_a_folder_mirror(tmp_path):
+def test_deblur_gopro_and_hide_from_a_folder_mirror(tmp_path):
     mirror = tmp_path / "lab-mirror"
     mirror.mkdir()
     (mirror / "GOPRO_Large.zip").write_bytes(FILES["GOPRO_Large.zip"])
-    summary = _prepare(tmp_path, "deblur", ["gopro_train"], ["gopro_test"], mirror=str(mirror))
+    (mirror / "hide_test.zip").write_bytes(FILES["hide_test.zip"])
+    summary = _prepare(tmp_path, "deblur", ["gopro_train"], ["gopro_test", "hide"], mirror=str(mirror))
     out = tmp_path / "prepared" / "deblur"
-    assert summary["train"] == summary["test"] == 2
-    assert _names(out / "test" / "target") == ["gopro_test__GOPR0384_11_00_000047", "gopro_test__GOPR0384_11_00_000048"]
+    assert summary["train"] == 2 and summary["sets"]["test"] == {"gopro_test": 2, "hide": 2}
+    assert _names(out / "test" / "target") == ["gopro_test__GOPR0384_11_00_000047", "gopro_test__GOPR0384_11_00_000048",
+                                               "hide__1fromGOPR1090", "hide__scene2"]
+    assert np.array_equal(read_image(out / "test" / "input" / "hide__scene2.png"), _rgb(HIDE["test/HIDE/input/scene2.png"]))
     assert np.array_equal(read_image(out / "train" / "input" / "gopro_train__GOPR0372_07_00_000048.png"),
                           _rgb(GOPRO["GOPRO_Large/train/GOPR0372_07_00/blur/000048.png"]))  # blur, not blur_gamma
     assert np.array_equal(read_image(out / "train" / "target" / "gopro_train__GOPR0372_07_00_000048.png"),

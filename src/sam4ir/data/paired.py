@@ -17,6 +17,8 @@ from sam4ir.errors import Sam4irError
 from sam4ir.io import read_image, read_label_map
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+# Where one split holds several benchmark sets (deraining tests on five), names are ``<set>__<image>``.
+SEPARATOR = "__"
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,11 @@ class Pair:
     name: str
     input: Path
     target: Path
+
+    @property
+    def test_set(self) -> str:
+        """The benchmark set this pair belongs to: its name's ``<set>__`` prefix, or ``test`` without one."""
+        return self.name.split(SEPARATOR, 1)[0] if SEPARATOR in self.name else "test"
 
 
 def _images(folder: Path) -> dict[str, Path]:

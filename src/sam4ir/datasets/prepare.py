@@ -17,6 +17,7 @@ from typing import Sequence
 from tqdm import tqdm
 
 from sam4ir.data import scan_pairs
+from sam4ir.data.paired import SEPARATOR
 from sam4ir.datasets.extract import open_pairs
 from sam4ir.datasets.fetch import fetch_archive
 from sam4ir.datasets.registry import ARCHIVES, DATASETS, Dataset
@@ -24,7 +25,6 @@ from sam4ir.errors import Sam4irError
 from sam4ir.io import write_image, write_json
 
 SPLITS = ("train", "test")
-SEPARATOR = "__"
 
 
 def prepare_download(task: str, train: Sequence[str], test: Sequence[str], out: Path, *, cache: Path,

@@ -87,6 +87,11 @@ ARCHIVES: dict[str, Archive] = {a.file: a for a in [
             (Source("https://huggingface.co/datasets/snah/GOPRO_Large/resolve/main/GOPRO_Large.zip"),
              _drive("1y4wvPdOG3mojpFCHTqLgriexhbjoWVkK")),
             "the GoPro authors' page https://seungjunnah.github.io/Datasets/gopro"),
+    # HIDE (Shen et al., ICCV 2019), the second test set of GoPro-trained deblurring models in the field's tables:
+    # the same authors' Drive (HIDE_test of github.com/swz30/Restormer Motion_Deblurring/download_data.py).
+    Archive("hide_test.zip", (_drive("1XRomKYJF1H92g1EuD06pCQe4o6HlwB7A"),),
+            "the MPRNet/Restormer authors' Google Drive (HIDE_test of github.com/swz30/Restormer "
+            "Motion_Deblurring/download_data.py)"),
     # SIDD (Abdelhamed et al., CVPR 2018): the authors' server at York University, linked from their pages
     # https://abdokamel.github.io/sidd/ and https://www.eecs.yorku.ca/~kamel/sidd/dataset.php.
     Archive("SIDD_Medium_Srgb.zip", (Source("http://130.63.97.225/share/SIDD_Medium_Srgb.zip"),),
@@ -124,6 +129,7 @@ DATASETS: dict[str, Dataset] = {
     "test2800": Dataset("derain", _input_target("rain13k_test.zip", "test/Test2800")),
     "gopro_train": Dataset("deblur", _gopro("train")),
     "gopro_test": Dataset("deblur", _gopro("test")),
+    "hide": Dataset("deblur", _input_target("hide_test.zip", "test/HIDE")),
     # SIDD-Medium sRGB: Data/<scene>/<id>_NOISY_SRGB_<shot>.PNG with its <id>_GT_SRGB_<shot>.PNG (two shots a scene).
     "sidd_medium": Dataset("denoise", FolderPairs(
         "SIDD_Medium_Srgb.zip", r"Data/(?P<scene>[^/]+)/\d+_NOISY_SRGB_(?P<shot>\d+)\.(?P<ext>png)",

@@ -34,6 +34,33 @@ def results_table(metrics: dict[str, dict], *, task: str, model: str, params: di
     return pd.DataFrame(rows)
 
 
+PER_SET_COLUMNS = ["task", "set", "method", "psnr", "ssim", "d_psnr", "d_ssim"]
+
+
+def per_set_table(metrics: dict[str, dict], *, task: str) -> pd.DataFrame:
+    """Long table of a task tested on several sets (``sets`` in its ``metrics.json``): one row per set x method
+    (not the input), then ``average`` rows (the unweighted mean over sets); deltas against ``baseline``.
+    Empty for a task with one test set."""
+    rows = []
+    for method, m in metrics.items():
+        if method == "input" or "sets" not in m:
+            continue
+        for name, v in {**m["sets"], "average": m}.items():
+            base = metrics["baseline"]["sets"].get(name, metrics["baseline"])
+            rows.append({"task": task, "set": name, "method": method, "psnr": v["psnr"], "ssim": v["ssim"],
+                         "d_psnr": v["psnr"] - base["psnr"], "d_ssim": v["ssim"] - base["ssim"]})
+    return pd.DataFrame(rows, columns=PER_SET_COLUMNS)
+
+
+def sets_side_by_side(per_set: pd.DataFrame) -> pd.DataFrame:
+    """The layout of the field's multi-set tables: one row per task x method, one ``PSNR/SSIM`` column per set."""
+    cells = per_set.assign(cell=[f"{p:.2f}/{s:.4f}" for p, s in zip(per_set.psnr, per_set.ssim)])
+    wide = cells.pivot(index=["task", "method"], columns="set", values="cell")
+    order = [s for s in dict.fromkeys(per_set.set) if s != "average"] + ["average"]
+    rows = per_set[["task", "method"]].drop_duplicates()
+    return wide.reindex(pd.MultiIndex.from_frame(rows))[order].fillna("").reset_index()
+
+
 def to_markdown(df: pd.DataFrame, floats: dict[str, str]) -> str:
     """A GitHub Markdown table with per-column number formats (no extra dependency such as tabulate)."""
     cols = list(df.columns)

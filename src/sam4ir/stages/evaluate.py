@@ -3,6 +3,7 @@
 Also the downstream-segmentation check (``eval.segmentation_check``): masks of each restored image, made by
 the configured SAM backend, matched against the masks of the clean target (matching mIoU).
 
+Scores are means per test set and, where a task tests on several sets, their unweighted mean (``sam4ir.scores``).
 Rows: the degraded input itself, baseline, control, spd and spd_sgr (IR1 alone, no SAM at inference), and
 ``ir2`` — the SPF branch fed SAM priors of the test image, an upper reference that *needs SAM at inference*.
 """
@@ -18,6 +19,7 @@ from sam4ir.data import scan_pairs
 from sam4ir.inference import to_tensor, to_uint8
 from sam4ir.io import atomic_path, read_image, read_label_map, write_image, write_json
 from sam4ir.metrics import calculate_psnr, calculate_ssim
+from sam4ir.scores import summarise_scores
 from sam4ir.segmentation_check import matching_miou
 from sam4ir.spf import spf_input
 from sam4ir.stages import run_stage
@@ -60,7 +62,7 @@ def main() -> None:
                     outputs[method] = to_uint8(net(x))
         clean_labels = segment([target])[0] if segment else None
         for method, img in outputs.items():
-            row = {"task": args.task, "method": method, "name": pair.name,
+            row = {"task": args.task, "method": method, "set": pair.test_set, "name": pair.name,
                    "psnr": calculate_psnr(img, target, crop, test_y_channel=y_channel),
                    "ssim": calculate_ssim(img, target, crop, test_y_channel=y_channel)}
             if segment:
@@ -73,9 +75,7 @@ def main() -> None:
     with atomic_path(paths.eval / "per_image.csv") as tmp:
         per_image.to_csv(tmp, index=False, float_format="%.6f")
     columns = [c for c in ("psnr", "ssim", "seg_miou") if c in per_image]
-    summary = per_image.groupby("method", sort=False)[columns].mean()
-    write_json(paths.eval / "metrics.json",
-               {m: {c: round(float(r[c]), 5) for c in columns} for m, r in summary.iterrows()})
+    write_json(paths.eval / "metrics.json", summarise_scores(per_image, columns))
 
 
 if __name__ == "__main__":

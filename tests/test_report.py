@@ -1,0 +1,73 @@
+"""Aggregation of per-image scores into the field's table numbers, and the report's result tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sam4ir.data.paired import Pair
+from sam4ir.report.tables import per_set_table, results_table, sets_side_by_side
+from sam4ir.scores import summarise_scores
+
+
+def _per_image(rows: list[tuple[str, str, float, float]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["method", "set", "psnr", "ssim"])
+
+
+def test_pair_test_set_is_the_name_prefix():
+    assert Pair("rain100h__12", Path("a"), Path("b")).test_set == "rain100h"
+    assert Pair("gopro_test__GOPR0384_11_00_000047", Path("a"), Path("b")).test_set == "gopro_test"
+    assert Pair("astronaut_00", Path("a"), Path("b")).test_set == "test"
+
+
+def test_several_sets_average_the_set_means_not_the_images():
+    # big set: 3 images at 30 dB; small set: 1 image at 20 dB. Pooled mean would be 27.5; the field's average is 25.
+    per_image = _per_image([("baseline", "big", 30.0, 0.9)] * 3 + [("baseline", "small", 20.0, 0.5)])
+    summary = summarise_scores(per_image, ["psnr", "ssim"])
+    assert summary == {"baseline": {"psnr": 25.0, "ssim": 0.7,
+                                    "sets": {"big": {"psnr": 30.0, "ssim": 0.9}, "small": {"psnr": 20.0, "ssim": 0.5}}}}
+
+
+def test_one_set_is_the_plain_mean_without_a_sets_entry():
+    per_image = _per_image([("spd", "test", 20.0, 0.5), ("spd", "test", 21.0, 0.6), ("input", "test", 10.0, 0.1)])
+    assert summarise_scores(per_image, ["psnr", "ssim"]) == {"spd": {"psnr": 20.5, "ssim": 0.55},
+                                                             "input": {"psnr": 10.0, "ssim": 0.1}}
+
+
+METRICS = {
+    "input": {"psnr": 20.0, "ssim": 0.5, "sets": {"a": {"psnr": 19.0, "ssim": 0.4}, "b": {"psnr": 21.0, "ssim": 0.6}}},
+    "baseline": {"psnr": 25.0, "ssim": 0.8, "sets": {"a": {"psnr": 24.0, "ssim": 0.7}, "b": {"psnr": 26.0, "ssim": 0.9}}},
+    "spd_sgr": {"psnr": 25.5, "ssim": 0.81, "sets": {"a": {"psnr": 24.25, "ssim": 0.72}, "b": {"psnr": 26.75, "ssim": 0.9}}},
+}
+
+
+def test_per_set_table_deltas_against_the_baseline_of_the_same_set():
+    table = per_set_table(METRICS, task="derain").set_index(["set", "method"])
+    assert list(table.index) == [(s, m) for m in ("baseline", "spd_sgr") for s in ("a", "b", "average")]
+    assert table.loc[("a", "spd_sgr"), "d_psnr"] == pytest.approx(0.25)
+    assert table.loc[("b", "spd_sgr"), "d_psnr"] == pytest.approx(0.75)
+    assert table.loc[("average", "spd_sgr"), "d_psnr"] == pytest.approx(0.5)
+    assert table.loc[("a", "spd_sgr"), "d_ssim"] == pytest.approx(0.02)
+    assert (table.loc[(slice(None), "baseline"), "d_psnr"] == 0).all()
+
+
+def test_single_set_task_has_no_per_set_rows():
+    single = {m: {k: v for k, v in r.items() if k != "sets"} for m, r in METRICS.items()}
+    assert per_set_table(single, task="denoise").empty
+
+
+def test_sets_side_by_side_is_the_papers_layout():
+    wide = sets_side_by_side(per_set_table(METRICS, task="derain"))
+    assert list(wide.columns) == ["task", "method", "a", "b", "average"]
+    assert wide.set_index("method").loc["spd_sgr", "b"] == "26.75/0.9000"
+    assert wide.set_index("method").loc["baseline", "average"] == "25.00/0.8000"
+
+
+def test_results_table_rows_and_deltas():
+    table = results_table(METRICS, task="derain", model="nafnet", params={"baseline": 10, "spd_sgr": 10},
+                          priors="classical").set_index("method")
+    assert list(table.index) == ["baseline", "spd_sgr"]  # the input is a column, not a row
+    assert table.loc["spd_sgr", "d_psnr"] == pytest.approx(0.5) and table.loc["spd_sgr", "input_psnr"] == 20.0
+    assert not table.needs_sam_at_inference.any()
