@@ -11,8 +11,9 @@ import torch.multiprocessing as mp
 from torch.utils.data import Dataset
 
 from sam4ir.errors import Sam4irError
-from sam4ir.models import build
+from sam4ir.models import build, save_model
 from sam4ir.objectives import BaselineObjective
+from sam4ir.stages.common import build_ir
 from sam4ir.train import DistInfo, SampleStream, TrainConfig, fit, rank_indices, saved_iter
 
 TINY = dict(width=4, enc_blk_nums=[1], middle_blk_num=1, dec_blk_nums=[1])
@@ -134,3 +135,25 @@ def test_two_process_gloo_ddp_equals_one_process(tmp_path):
     assert torch.allclose(torch.tensor(ddp["losses"]), torch.tensor(losses), atol=1e-4)
     for key, value in single.nets.state_dict().items():
         assert torch.allclose(value, ddp["weights"][key], atol=1e-5), key
+
+
+# --- reproducibility across processes: what DVC sees of two runs of the same params --------------------------
+
+def test_initial_weights_are_a_function_of_train_seed_alone():
+    params = {"model": {"name": "nafnet", "args": TINY}, "train": {"seed": 3}}
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    a, b = build_ir(params), build_ir(params)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the caller's RNG is untouched
+    other = build_ir({**params, "train": {"seed": 4}})
+    for key, value in a.state_dict().items():
+        assert torch.equal(value, b.state_dict()[key]), key
+    assert any(not torch.equal(v, other.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+def test_checkpoints_of_equal_weights_are_equal_bytes(tmp_path):
+    net = build("nafnet", **TINY)
+    save_model(tmp_path / "a" / "model.pt", net, "nafnet", TINY)
+    save_model(tmp_path / "b" / "model.pt", net, "nafnet", TINY)  # another random temp name on the way
+    assert (tmp_path / "a" / "model.pt").read_bytes() == (tmp_path / "b" / "model.pt").read_bytes()
+    assert not list((tmp_path / "a").glob(".*"))  # no temp file left behind

@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 import cv2
 import numpy as np
+import torch
 
 from sam4ir.errors import Sam4irError
 
@@ -32,6 +33,13 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def save_torch(path: str | os.PathLike, obj: Any) -> None:
+    """``torch.save`` atomically, byte-identical for identical contents: through a file object, so the archive's
+    inner folder is always ``archive`` rather than the random temp name (DVC hashes the bytes)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from sam4ir.errors import Sam4irError
-from sam4ir.io import atomic_path
+from sam4ir.io import save_torch
 
 LogFn = Callable[[int, dict], None]
 
@@ -186,8 +186,7 @@ def _global_mean(terms: dict[str, Tensor], info: DistInfo) -> dict[str, float]:
 def _save_state(path: Path, run_id: str, step: int, objective: nn.Module, opt, sched) -> None:
     state = {"run_id": run_id, "iter": step, "nets": objective.nets.state_dict(),
              "optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch(path, state)
 
 
 def _load_state(path: Optional[Path], run_id: str, device: torch.device) -> Optional[dict]:

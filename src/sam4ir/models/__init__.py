@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from sam4ir.errors import Sam4irError
-from sam4ir.io import atomic_path
+from sam4ir.io import save_torch
 from sam4ir.models.base import RestorationNet, RestorationOutput
 from sam4ir.models.hinet import HINet
 from sam4ir.models.nafnet import NAFNet
@@ -72,8 +72,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True)
 def save_model(path: str | os.PathLike, net: nn.Module, name: str, kwargs: dict) -> None:
     """Weights under BasicSR's ``params`` key (so BasicSR and :func:`load_weights` read them) plus the registry
     name and constructor arguments, so :func:`load_model` can rebuild the network without params.yaml."""
-    with atomic_path(path) as tmp:
-        torch.save({"params": net.state_dict(), "model": name, "model_args": kwargs}, tmp)
+    save_torch(path, {"params": net.state_dict(), "model": name, "model_args": kwargs})
 
 
 def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> RestorationNet:

@@ -19,7 +19,7 @@ from segment_anything import sam_model_registry
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
 from sam4ir.errors import Sam4irError
-from sam4ir.io import atomic_path
+from sam4ir.io import save_torch
 
 SAM_MODEL_TYPES = ("vit_h", "vit_l", "vit_b")
 
@@ -53,8 +53,7 @@ def build_sam(*, encoder_embed_dim: int, encoder_depth: int, encoder_num_heads: 
 
 def save_sam_with_config(sam: Sam, sam_config: dict, path: str | os.PathLike) -> None:
     """Write the self-describing layout that :func:`load_sam` reads (used for small, non-official SAMs)."""
-    with atomic_path(path) as tmp:
-        torch.save({"sam_config": dict(sam_config), "state_dict": sam.state_dict()}, tmp)
+    save_torch(path, {"sam_config": dict(sam_config), "state_dict": sam.state_dict()})
 
 
 def load_sam(model_type: str, checkpoint: str | os.PathLike, device: str | torch.device = "cpu") -> Sam:

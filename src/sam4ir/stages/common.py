@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dvclive import Live
+import torch
 from torch import nn
 
 from sam4ir import config, models
@@ -70,8 +71,12 @@ def model_spec(params: dict) -> tuple[str, dict]:
 
 
 def build_ir(params: dict) -> nn.Module:
+    """IR1 with initial weights drawn from ``train.seed``: a rerun, another machine or another seed of an
+    ablation starts from weights fixed by the params alone (the caller's RNG is left untouched)."""
     name, kwargs = model_spec(params)
-    return models.build(name, **kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.get(params, "train.seed", kind=int))
+        return models.build(name, **kwargs)
 
 
 def train_config(params: dict, section: str) -> TrainConfig:
