@@ -75,6 +75,16 @@ def test_second_repro_is_a_no_op(project):
     assert "up to date" in out
 
 
+def test_forced_rerun_reproduces_every_output_bit_for_bit(project):
+    """Training and distillation again from scratch: same weights, logs and metrics, so DVC sees nothing new."""
+    lock = (project / "dvc.lock").read_text()
+    out = run([sys.executable, "-m", "dvc", "repro", "--force", "--single-item", "train_baseline@derain",
+               "distill@derain-spd_sgr", "evaluate@derain"], project)
+    assert out.count("Running stage") == 3, out
+    assert (project / "dvc.lock").read_text() == lock
+    assert "Data and pipelines are up to date" in run([sys.executable, "-m", "dvc", "status"], project)
+
+
 def test_remote_cache_shares_masks_and_checkpoints(project, tmp_path):
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     run([sys.executable, "-m", "dvc", "remote", "add", "-d", "team", str(tmp_path / "remote")], project)
