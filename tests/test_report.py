@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from sam4ir.data.paired import Pair
+from sam4ir.report.ablation import deltas_vs_control, experiment_rows, summarise
 from sam4ir.report.tables import per_set_table, results_table, sets_side_by_side
 from sam4ir.scores import summarise_scores
 
@@ -71,3 +72,27 @@ def test_results_table_rows_and_deltas():
     assert list(table.index) == ["baseline", "spd_sgr"]  # the input is a column, not a row
     assert table.loc["spd_sgr", "d_psnr"] == pytest.approx(0.5) and table.loc["spd_sgr", "input_psnr"] == 20.0
     assert not table.needs_sam_at_inference.any()
+
+
+def _revision(name: str | None, seed: int, sgr: float, control: float, ours: float) -> dict:
+    """One revision as `dvc exp show --json` (DVC 3) lays it out, with one task's evaluation metrics."""
+    params = {"train": {"seed": seed}, "distill": {"spd_weight": 1, "sgr_weight": sgr, "recon2_weight": 1,
+                                                   "analyzer": "ir_features", "spd_loss": "l1"},
+              "spf": {"prior": "mean"}, "sam": {"backend": "classical", "model_type": "vit_h"}, "model": {"name": "nafnet"}}
+    metrics = {"data/eval/derain/metrics.json": {"data": {
+        "control": {"psnr": control, "ssim": 0.5}, "spd_sgr": {"psnr": ours, "ssim": 0.6}}},
+        "data/live/derain/spd_sgr/metrics.json": {"data": {"psnr": 99.0}}}  # training logs are not results
+    return {"rev": name or "0" * 40, "name": name, "data": {"params": {"params.yaml": {"data": params}}, "metrics": metrics}}
+
+
+def test_ablation_gains_over_control_with_spread_over_seeds():
+    head = _revision(None, 0, 1.0, 20.0, 21.0)
+    exp_show = [{**_revision(None, 0, 1.0, 20.0, 21.0), "rev": "workspace"},  # the workspace repeats HEAD
+                {**head, "experiments": [{"name": "seed-1", "revs": [_revision("seed-1", 1, 1.0, 22.0, 22.5)]},
+                                         {"name": "sgr-0.5", "revs": [_revision("sgr-0.5", 0, 0.5, 20.0, 20.25)]}]}]
+    rows = experiment_rows(exp_show)
+    assert len(rows) == 6 and set(rows.method) == {"control", "spd_sgr"}  # 3 distinct runs x 2 methods
+    gains = summarise(deltas_vs_control(rows)).set_index("config")
+    full, half = (gains.loc[[c for c in gains.index if f"sgr={w} " in c][0]] for w in ("1", "0.5"))
+    assert full.runs == 2 and full.d_psnr == pytest.approx(0.75) and full.d_psnr_std == pytest.approx(0.3535534, abs=1e-6)
+    assert half.runs == 1 and half.d_psnr == pytest.approx(0.25) and full.d_ssim == pytest.approx(0.1)

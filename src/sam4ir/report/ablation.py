@@ -61,8 +61,8 @@ def config_label(row: pd.Series) -> str:
 def deltas_vs_control(rows: pd.DataFrame) -> pd.DataFrame:
     """Per experiment x task x method (not control/input): ΔPSNR/ΔSSIM against that experiment's control run."""
     keys = ["experiment", "task"]
-    control = rows[rows.method == "control"].set_index(keys)[["psnr", "ssim"]]
-    ours = rows[~rows.method.isin(["control", "input"])].join(control, on=keys, rsuffix="_control")
+    control = rows.loc[rows.method == "control", keys + ["psnr", "ssim"]]
+    ours = rows[~rows.method.isin(["control", "input"])].merge(control, on=keys, how="left", suffixes=("", "_control"))
     ours["d_psnr"] = ours["psnr"] - ours["psnr_control"]
     ours["d_ssim"] = ours["ssim"] - ours["ssim_control"]
     ours["config"] = ours.apply(config_label, axis=1)

@@ -1,8 +1,11 @@
-"""Ablation report (run after ``dvc queue start`` has finished): ``dvc exp show --all-commits --json`` ->
+"""Ablation report (run after ``dvc queue start`` has finished): ``dvc exp show --rev REV --json`` ->
 ``reports/ablation.md``, ``reports/ablation.csv``, ``reports/ablation_runs.csv`` and ``reports/ablation.png``
 (a seaborn bar plot of the gain over the control run with its spread over seeds).
 
-    python -m sam4ir.stages.ablation_report [--json exp.json]
+Only the experiments of one baseline commit (HEAD by default) by default: experiments of older commits ran
+older code, and mixing them would compare different methods.
+
+    python -m sam4ir.stages.ablation_report [--rev REV | --all-commits] [--json exp.json]
 """
 
 from __future__ import annotations
@@ -25,11 +28,10 @@ from sam4ir.stages.report import FLOATS, write_csv, write_text
 OUT = Path("reports")
 
 
-def load_exp_show(path: str | None) -> list:
+def load_exp_show(path: str | None, scope: list[str]) -> list:
     if path:
         return json.loads(Path(path).read_text())
-    done = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--all-commits", "--json"],
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", *scope, "--json"], capture_output=True, text=True)
     if done.returncode != 0:
         raise Sam4irError(f"dvc exp show --json failed: {done.stderr.strip().splitlines()[-1:]}")
     return json.loads(done.stdout)
@@ -38,8 +40,12 @@ def load_exp_show(path: str | None) -> list:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="saved output of `dvc exp show --json` (default: run it)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--rev", default="HEAD", help="the baseline commit whose experiments are compared")
+    which.add_argument("--all-commits", action="store_true", help="every experiment of every commit (mixes code versions)")
     args = parser.parse_args()
-    rows = experiment_rows(load_exp_show(args.json))
+    scope = ["--all-commits"] if args.all_commits else ["--rev", args.rev]
+    rows = experiment_rows(load_exp_show(args.json, scope))
     if rows.empty:
         raise Sam4irError("no experiment has evaluation metrics yet (run `dvc exp run` / `dvc queue start` first)")
     deltas = deltas_vs_control(rows)
@@ -49,6 +55,7 @@ def main() -> None:
     floats = {**FLOATS, "d_psnr_std": ".2f", "d_ssim_std": ".4f"}
     write_text(OUT / "ablation.md", "\n".join([
         "# Ablations (from `dvc exp show`)", "",
+        f"Experiments: `{args.json or 'dvc exp show ' + ' '.join(scope)}`. "
         "Gain of each configuration over the control run of the same experiment (same extra iterations, no priors);",
         "mean and standard deviation over the experiments (seeds) of that configuration.", "",
         to_markdown(gains, floats), "", "![ablation](ablation.png)", ""]))
