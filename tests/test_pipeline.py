@@ -4,6 +4,7 @@ git clone-like copy; then a no-op second repro and a distillation ablation that 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -27,8 +28,12 @@ def tiny_params() -> dict:
     return params
 
 
+# Stages call `python`: the interpreter running the tests, even when its venv is not activated.
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def run(cmd: list[str], cwd: Path) -> str:
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900, env=ENV)
     assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout + done.stderr
 
