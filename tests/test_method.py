@@ -235,6 +235,17 @@ def test_a_zero_weight_removes_the_term_and_its_computation():
     assert torch.allclose(terms["loss"], expected)
 
 
+def test_without_recon2_ir2_is_a_frozen_teacher():
+    """Only L_rec2 trains IR2; with its weight 0, IR2 must hold no trainable parameter (DDP would otherwise wait
+    for gradients that never come) while IR1 still learns from SPD and SGR."""
+    obj = objective(DistillWeights(0, 1, 1))
+    assert not any(p.requires_grad for p in obj.nets["ir2"].parameters())
+    obj(batch())["loss"].backward()
+    assert all(p.grad is None for p in obj.nets["ir2"].parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in obj.nets["ir1"].parameters())
+    assert all(p.requires_grad for p in objective(DistillWeights(1, 1, 1)).nets["ir2"].parameters())
+
+
 def test_distilled_ir1_loads_strictly_into_the_baseline_class(tmp_path):
     obj = objective(DistillWeights(1, 1, 1))
     name, kwargs = NAFNET

@@ -74,11 +74,10 @@ def test_results_table_rows_and_deltas():
     assert not table.needs_sam_at_inference.any()
 
 
-def _revision(name: str | None, seed: int, sgr: float, control: float, ours: float) -> dict:
+def _revision(name: str | None, seed: int, sgr: float, control: float, ours: float, spd_loss: str = "l1") -> dict:
     """One revision as `dvc exp show --json` (DVC 3) lays it out, with one task's evaluation metrics."""
-    params = {"train": {"seed": seed}, "distill": {"spd_weight": 1, "sgr_weight": sgr, "recon2_weight": 1,
-                                                   "analyzer": "ir_features", "spd_loss": "l1"},
-              "spf": {"prior": "mean"}, "sam": {"backend": "classical", "model_type": "vit_h"}, "model": {"name": "nafnet"}}
+    params = {"train": {"seed": seed, "betas": [0.9, 0.9]},
+              "distill": {"spd_weight": 1, "sgr_weight": sgr, "spd_loss": spd_loss}, "model": {"name": "nafnet"}}
     metrics = {"data/eval/derain/metrics.json": {"data": {
         "control": {"psnr": control, "ssim": 0.5}, "spd_sgr": {"psnr": ours, "ssim": 0.6}}},
         "data/live/derain/spd_sgr/metrics.json": {"data": {"psnr": 99.0}}}  # training logs are not results
@@ -88,11 +87,18 @@ def _revision(name: str | None, seed: int, sgr: float, control: float, ours: flo
 def test_ablation_gains_over_control_with_spread_over_seeds():
     head = _revision(None, 0, 1.0, 20.0, 21.0)
     exp_show = [{**_revision(None, 0, 1.0, 20.0, 21.0), "rev": "workspace"},  # the workspace repeats HEAD
-                {**head, "experiments": [{"name": "seed-1", "revs": [_revision("seed-1", 1, 1.0, 22.0, 22.5)]},
-                                         {"name": "sgr-0.5", "revs": [_revision("sgr-0.5", 0, 0.5, 20.0, 20.25)]}]}]
+                {**head, "experiments": [
+                    {"name": "seed-1", "revs": [_revision("seed-1", 1, 1.0, 22.0, 22.5)]},
+                    {"name": "sgr-0.5", "revs": [_revision("sgr-0.5", 0, 0.5, 20.0, 20.25)]},
+                    {"name": "l2", "revs": [_revision("l2", 0, 1.0, 20.0, 19.5, spd_loss="l2")]}]}]
     rows = experiment_rows(exp_show)
-    assert len(rows) == 6 and set(rows.method) == {"control", "spd_sgr"}  # 3 distinct runs x 2 methods
+    assert len(rows) == 8 and set(rows.method) == {"control", "spd_sgr"}  # 4 distinct runs x 2 methods
     gains = summarise(deltas_vs_control(rows)).set_index("config")
-    full, half = (gains.loc[[c for c in gains.index if f"sgr={w} " in c][0]] for w in ("1", "0.5"))
+    # every differing param but the seed defines a configuration: the l2 run is not a third "seed"
+    assert set(gains.index) == {"distill.sgr_weight=1.0 distill.spd_loss=l1", "distill.sgr_weight=0.5 distill.spd_loss=l1",
+                                "distill.sgr_weight=1.0 distill.spd_loss=l2"}
+    full = gains.loc["distill.sgr_weight=1.0 distill.spd_loss=l1"]
     assert full.runs == 2 and full.d_psnr == pytest.approx(0.75) and full.d_psnr_std == pytest.approx(0.3535534, abs=1e-6)
-    assert half.runs == 1 and half.d_psnr == pytest.approx(0.25) and full.d_ssim == pytest.approx(0.1)
+    assert full.d_ssim == pytest.approx(0.1)
+    assert gains.loc["distill.sgr_weight=0.5 distill.spd_loss=l1", "d_psnr"] == pytest.approx(0.25)
+    assert gains.loc["distill.sgr_weight=1.0 distill.spd_loss=l2", "d_psnr"] == pytest.approx(-0.5)

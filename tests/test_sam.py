@@ -23,7 +23,7 @@ from local_http import serve
 
 import sam4ir
 from sam4ir.errors import Sam4irError
-from sam4ir.io import read_label_map, write_image
+from sam4ir.io import read_image, read_label_map, write_image
 from sam4ir.sam import (ClassicalSegmenter, SamSegmenter, build_sam, ensure_checkpoint, extract_masks,
                         generator_kwargs, load_sam, masks_to_label_map, save_sam_with_config, segments_to_label_map,
                         select_shard)
@@ -304,6 +304,21 @@ def test_stage_writes_label_maps_summary_and_resumes(stage_dir, monkeypatch):
     summary = json.loads((masks / "summary.json").read_text())
     assert summary["backend"] == "classical" and summary["splits"]["test"]["written"] == 2
     assert read_label_map(masks / "train" / "train0.png").min() == 1  # classical maps cover every pixel
+
+
+def test_stage_recomputes_maps_when_the_images_change(stage_dir):
+    _set_params(stage_dir, backend="classical")
+    masks = stage_dir / "data" / "masks" / "derain"
+    sam_masks.main(["--task", "derain"])
+    image = stage_dir / "data" / "prepared" / "derain" / "train" / "input" / "train1.png"
+    new = np.ascontiguousarray(read_image(image)[::-1])  # new data under the same file name (another seed, say)
+    write_image(image, new)
+    sam_masks.main(["--task", "derain"])
+    summary = json.loads((masks / "summary.json").read_text())
+    assert summary["splits"]["train"]["written"] == 3 and summary["complete"]
+    params = yaml.safe_load((stage_dir / "params.yaml").read_text())
+    fresh, _ = sam_masks.build_segmenter(params, {"backend": "classical"})
+    assert np.array_equal(read_label_map(masks / "train" / "train1.png"), fresh([new])[0])
 
 
 def test_stage_bad_params_are_one_line(stage_dir):

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 from sam4ir.errors import Sam4irError
 from sam4ir.models import build, save_model
 from sam4ir.objectives import BaselineObjective
-from sam4ir.stages.common import build_ir
+from sam4ir.stages.common import build_ir, live_logger, open_live
 from sam4ir.train import DistInfo, SampleStream, TrainConfig, fit, rank_indices, saved_iter
 
 TINY = dict(width=4, enc_blk_nums=[1], middle_blk_num=1, dec_blk_nums=[1])
@@ -157,3 +157,15 @@ def test_checkpoints_of_equal_weights_are_equal_bytes(tmp_path):
     save_model(tmp_path / "b" / "model.pt", net, "nafnet", TINY)  # another random temp name on the way
     assert (tmp_path / "a" / "model.pt").read_bytes() == (tmp_path / "b" / "model.pt").read_bytes()
     assert not list((tmp_path / "a").glob(".*"))  # no temp file left behind
+
+
+def test_resumed_run_logs_each_step_once(tmp_path):
+    log = live_logger(open_live(tmp_path, 0))
+    for step in (10, 20, 30, 40):  # checkpoint at 20, killed after logging 40
+        log(step, {"loss": float(step)})
+    log = live_logger(open_live(tmp_path, 20))
+    for step in (30, 40, 50):
+        log(step, {"loss": step + 0.5})
+    rows = (tmp_path / "plots" / "metrics" / "loss.tsv").read_text().splitlines()
+    assert [r.split("\t")[0] for r in rows] == ["step", "10", "20", "30", "40", "50"]
+    assert rows[-2].endswith("40.5")

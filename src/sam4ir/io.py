@@ -7,11 +7,12 @@ so that a killed stage never leaves a half-written file behind.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -40,6 +41,15 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
     inner folder is always ``archive`` rather than the random temp name (DVC hashes the bytes)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         torch.save(obj, f)
+
+
+def files_sha256(files: Iterable[str | os.PathLike]) -> str:
+    """sha256 over the names and contents of ``files``, in order: the identity of what a result was made from."""
+    digest = hashlib.sha256()
+    for path in map(Path, files):
+        with open(path, "rb") as f:
+            digest.update(f"{path.name}\0".encode() + hashlib.file_digest(f, "sha256").digest())
+    return digest.hexdigest()
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -58,6 +58,8 @@ class DistillObjective(nn.Module):
         nets = {"ir1": ir1}
         if weights.uses_ir2:
             nets["ir2"] = ir2
+            if weights.recon2 == 0:  # only L_rec2 trains IR2; without it IR2 is a fixed teacher (and DDP-safe)
+                ir2.requires_grad_(False)
         self.nets = nn.ModuleDict(nets)
         self.recon, self.weights, self.prior = recon, weights, prior
         self.spd_kind, self.min_pixels, self.max_regions = spd_kind, sgr_min_pixels, sgr_max_regions

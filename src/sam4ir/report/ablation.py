@@ -1,24 +1,29 @@
 """Ablation tables from ``dvc exp show --json``: one row per experiment x task x method, then the gain of each
-configuration over the control run, with its spread over seeds."""
+configuration over the control run, with its spread over seeds.
+
+A configuration is every param that differs between the experiments, except the seed (what varies *within* a
+configuration): no param can merge two different setups into one bar, whatever an ablation changes.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Iterator
 
 import pandas as pd
 
-# Params that define an ablation configuration (the seed is what varies *within* a configuration).
-ABLATION_PARAMS = ("distill.spd_weight", "distill.sgr_weight", "distill.recon2_weight", "distill.analyzer",
-                   "distill.spd_loss", "spf.prior", "sam.backend", "sam.model_type", "model.name")
 SEED_PARAM = "train.seed"
 
 
-def _lookup(tree: dict, dotted: str):
-    for part in dotted.split("."):
-        if not isinstance(tree, dict) or part not in tree:
-            return None
-        tree = tree[part]
-    return tree
+def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists as JSON text, so values stay comparable and hashable."""
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list) else value
+    return flat
 
 
 def _revisions(node) -> Iterator[tuple[str, dict]]:
@@ -36,26 +41,27 @@ def _revisions(node) -> Iterator[tuple[str, dict]]:
 
 
 def experiment_rows(exp_show: list) -> pd.DataFrame:
-    """Long table: experiment, config params, seed, task, method, psnr, ssim (from ``data/eval/<task>/metrics.json``)."""
-    rows = []
+    """Long table: experiment, config, seed, task, method, psnr, ssim (from ``data/eval/<task>/metrics.json``), and
+    one column per param that differs between experiments."""
+    rows, params = [], {}
     for name, data in _revisions(exp_show):
-        params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
-        config = {key: _lookup(params, key) for key in ABLATION_PARAMS}
+        flat = _flatten((data.get("params") or {}).get("params.yaml", {}).get("data", {}))
         for path, metrics in (data.get("metrics") or {}).items():
             parts = path.split("/")
             if parts[:2] != ["data", "eval"] or not isinstance(metrics, dict):
                 continue
             for method, values in (metrics.get("data") or {}).items():
-                rows.append({"experiment": name, **config, "seed": _lookup(params, SEED_PARAM), "task": parts[2],
-                             "method": method, "psnr": values.get("psnr"), "ssim": values.get("ssim")})
-    df = pd.DataFrame(rows)
+                params[len(rows)] = flat
+                rows.append({"experiment": name, "seed": flat.get(SEED_PARAM), "task": parts[2], "method": method,
+                             "psnr": values.get("psnr"), "ssim": values.get("ssim")})
+    if not rows:
+        return pd.DataFrame(rows)
+    table = pd.DataFrame.from_dict(params, orient="index")
+    varying = [k for k in table.columns if k != SEED_PARAM and table[k].astype(str).nunique() > 1]
+    df = pd.DataFrame(rows).join(table[varying])
+    df.insert(1, "config", [" ".join(f"{k}={r[k]}" for k in varying) or "params.yaml" for _, r in df.iterrows()])
     # The workspace repeats the experiment it was last applied from: keep one copy of identical results.
-    return df.drop_duplicates(subset=[c for c in df.columns if c != "experiment"]) if not df.empty else df
-
-
-def config_label(row: pd.Series) -> str:
-    return (f"spd={row['distill.spd_weight']:g} sgr={row['distill.sgr_weight']:g} "
-            f"prior={row['spf.prior']} A={row['distill.analyzer']} sam={row['sam.backend']}/{row['sam.model_type']}")
+    return df.drop_duplicates(subset=[c for c in df.columns if c != "experiment"])
 
 
 def deltas_vs_control(rows: pd.DataFrame) -> pd.DataFrame:
@@ -65,7 +71,6 @@ def deltas_vs_control(rows: pd.DataFrame) -> pd.DataFrame:
     ours = rows[~rows.method.isin(["control", "input"])].merge(control, on=keys, how="left", suffixes=("", "_control"))
     ours["d_psnr"] = ours["psnr"] - ours["psnr_control"]
     ours["d_ssim"] = ours["ssim"] - ours["ssim_control"]
-    ours["config"] = ours.apply(config_label, axis=1)
     return ours
 
 

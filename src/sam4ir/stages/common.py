@@ -10,8 +10,10 @@ from dvclive import Live
 import torch
 from torch import nn
 
+import sam4ir
 from sam4ir import config, models
 from sam4ir.errors import Sam4irError
+from sam4ir.io import atomic_path, files_sha256
 from sam4ir.train import TrainConfig
 
 METHODS = ("baseline", "control", "spd", "spd_sgr")
@@ -94,9 +96,20 @@ def train_config(params: dict, section: str) -> TrainConfig:
     return TrainConfig(**cfg)
 
 
-def open_live(path: Path, resumed: bool) -> Live:
-    """dvclive logger writing under ``path``; DVC stages declare its metrics and plots themselves."""
-    return Live(dir=str(path), resume=resumed, save_dvc_exp=False, dvcyaml=False)
+def open_live(path: Path, resumed_at: int) -> Live:
+    """dvclive logger writing under ``path``; DVC stages declare its metrics and plots themselves.
+
+    A run resumed from its checkpoint at step ``resumed_at`` first drops the rows the killed run logged after it,
+    so every step appears once in the curves.
+    """
+    if resumed_at:
+        for tsv in (path / "plots" / "metrics").glob("*.tsv"):
+            header, *rows = tsv.read_text().splitlines(keepends=True)
+            step = header.rstrip("\n").split("\t").index("step")
+            kept = [r for r in rows if int(r.split("\t")[step]) <= resumed_at]
+            with atomic_path(tsv) as tmp:
+                tmp.write_text("".join([header, *kept]))
+    return Live(dir=str(path), resume=resumed_at > 0, save_dvc_exp=False, dvcyaml=False)
 
 
 def live_logger(live: Live):
@@ -127,10 +140,12 @@ def train_run(params: dict, paths: TaskPaths, method: str, objective: nn.Module,
                               cache=config.get(params, "train.cache_images", True, kind=bool))
     test_set = PairedDataset(paths.prepared, "test", crop=None, augment=False)
     data_id = sorted((p.name, p.stat().st_size) for p in (paths.prepared / "train").rglob("*.png"))
-    init_id = init_file.stat().st_size if init_file else None
-    run_id = fingerprint(paths.task, method, {k: v for k, v in params.items() if k != "_path"}, data_id, init_id)
+    init_id = files_sha256([init_file]) if init_file else None
+    code_id = files_sha256(sorted(Path(sam4ir.__file__).parent.rglob("*.py")))  # never resume older code's state
+    run_id = fingerprint(paths.task, method, {k: v for k, v in params.items() if k != "_path"}, data_id, init_id,
+                         code_id)
     state_path = paths.resume_state(method)
-    live = open_live(paths.live(method), resumed=saved_iter(state_path, run_id) > 0) if info.main else None
+    live = open_live(paths.live(method), saved_iter(state_path, run_id)) if info.main else None
     ir1 = objective.nets["ir1"]
     fit(objective, train_set, cfg, state_path=state_path, run_id=run_id, desc=f"{paths.task}/{method}",
         log=live_logger(live) if live else None, info=info, device=device,

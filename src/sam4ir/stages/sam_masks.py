@@ -2,8 +2,9 @@
 
 ``python -m sam4ir.stages.sam_masks --task derain [--params params.yaml] [--shard i/n]``
 
-Resumable: existing label maps are kept when ``settings.json`` (what produced them) matches the
-current params, and deleted otherwise, so a changed param never mixes old and new masks.
+Resumable: existing label maps are kept when ``settings.json`` (what produced them: the backend's params, the
+bytes of every source image and of the segmentation code) matches, and deleted otherwise, so new data, a changed
+param or changed code never mixes old and new masks.
 Shards (``--shard i/n``, e.g. one per GPU with ``CUDA_VISIBLE_DEVICES``) split every split's
 images; a last run without ``--shard`` finds them all done and writes the complete summary.
 """
@@ -18,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+import sam4ir.sam as sam_package
 from sam4ir import config
 from sam4ir.errors import Sam4irError
-from sam4ir.io import write_json
+from sam4ir.io import files_sha256, write_json
 from sam4ir.sam import (CLASSICAL_METHODS, SAM_MODEL_TYPES, ClassicalSegmenter, SamSegmenter, ensure_checkpoint,
                         extract_masks, generator_kwargs, label_map_path, load_sam, resolve_device, segment_counts)
 from sam4ir.sam.extract import Segmenter
@@ -30,6 +32,7 @@ from sam4ir.stages.common import TaskPaths, load_task_params
 
 SPLITS = ("train", "test")
 SOURCE_DIRS = {"degraded": "input", "target": "target"}  # sam.source -> folder of data/prepared/<task>/<split>
+SEGMENTATION_CODE = Path(sam_package.__file__).parent  # its modules decide what a label map is
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,9 +48,14 @@ def main(argv: list[str] | None = None) -> None:
     batch_size = config.get(params, "sam.batch_size", 1, kind=int)
     if batch_size < 1:
         raise Sam4irError(f"{args.params}: param 'sam.batch_size' = {batch_size} should be >= 1")
-    images = {split: _images(paths.prepared / split / SOURCE_DIRS[source]) for split in SPLITS}
+    # Test images are segmented as deployed: from the degraded input (with source: target, training priors come
+    # from the clean images, but the IR2 reference row must not see the ground truth).
+    images = {split: _images(paths.prepared / split / SOURCE_DIRS[source if split == "train" else "degraded"])
+              for split in SPLITS}
 
-    settings = {"backend": config.get(params, "sam.backend", choices=("sam", "classical")), "source": source}
+    settings = {"backend": config.get(params, "sam.backend", choices=("sam", "classical")), "source": source,
+                "images_sha256": files_sha256(p for split in SPLITS for p in images[split]),
+                "code_sha256": files_sha256(sorted(SEGMENTATION_CODE.glob("*.py")))}
     segmenter, settings = build_segmenter(params, settings)
     _drop_stale(paths.masks, settings)
     write_json(paths.masks / "settings.json", settings)
