@@ -37,6 +37,14 @@ def load_exp_show(path: str | None, scope: list[str]) -> list:
     return json.loads(done.stdout)
 
 
+def _commit(rev: str) -> str:
+    """``rev`` as a short commit hash, so the report names the code version it compares (not a moving HEAD)."""
+    done = subprocess.run(["git", "rev-parse", "--short", rev], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise Sam4irError(f"--rev {rev}: not a commit of this repository ({done.stderr.strip()})")
+    return done.stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="saved output of `dvc exp show --json` (default: run it)")
@@ -44,7 +52,7 @@ def main() -> None:
     which.add_argument("--rev", default="HEAD", help="the baseline commit whose experiments are compared")
     which.add_argument("--all-commits", action="store_true", help="every experiment of every commit (mixes code versions)")
     args = parser.parse_args()
-    scope = ["--all-commits"] if args.all_commits else ["--rev", args.rev]
+    scope = ["--all-commits"] if args.all_commits else ["--rev", _commit(args.rev)]
     rows = experiment_rows(load_exp_show(args.json, scope))
     if rows.empty:
         raise Sam4irError("no experiment has evaluation metrics yet (run `dvc exp run` / `dvc queue start` first)")
