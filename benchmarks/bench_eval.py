@@ -73,7 +73,7 @@ def main() -> None:
         warmup, *images = photos(args.images + 1, size)
         restore_image(net, warmup, device, args.tile)  # allocator, kernel selection
         times, restored = zip(*(timed(restore_image, net, img, device, args.tile, sync=sync) for img in images))
-        metric_ms = {name: statistics.median(timed(fn, out, img, 0, test_y_channel=y)[0]
+        metric_ms = {name: statistics.median(timed(fn, out, img, 0, test_y_channel=y, color_order="rgb")[0]
                                              for out, img in zip(restored, images))
                      for name, fn, y in (("psnr", calculate_psnr, False), ("ssim", calculate_ssim, False),
                                          ("psnr-y", calculate_psnr, True), ("ssim-y", calculate_ssim, True))}

@@ -12,11 +12,12 @@ import skimage.data
 import torch
 from torch.utils.data import DataLoader
 
-from sam4ir.data import DEMO_PHOTOS, PairedDataset, PairedTransform, build_demo, random_transform, scan_pairs
+from sam4ir.data import (DEMO_PHOTOS, PairedDataset, PairedTransform, build_demo, build_scenes, random_transform,
+                         scan_pairs)
 from sam4ir.data.degradations import add_rain, gaussian_noise, motion_blur, motion_kernel
 from sam4ir.data.demo import load_photo
 from sam4ir.errors import Sam4irError
-from sam4ir.io import write_image
+from sam4ir.io import read_image, read_label_map, write_image
 from sam4ir.metrics import calculate_psnr
 
 PHOTO = cv2.resize(skimage.data.astronaut(), (96, 96), interpolation=cv2.INTER_AREA)
@@ -133,6 +134,59 @@ def test_demo_refuses_to_mix_with_other_images(tmp_path):
     with pytest.raises(Sam4irError, match="old_99.png: not part of this demo build"):
         build_demo("denoise", tmp_path, seed=0, **DEMO)
     assert (tmp_path / "train" / "input" / "old_99.png").is_file()  # never deleted
+
+
+# --- scenes demo ------------------------------------------------------------------------------------------------
+
+SCENES = dict(photos_train=["chelsea", "coffee"], photos_test=["astronaut"], size=48, scenes_train=3, scenes_test=2,
+              shapes=[4, 8], flat_fraction=0.5, noise_sigma=25.0, blur_kernel=[5, 9], rain_opacity=[0.7, 1.0])
+
+
+def test_scenes_are_a_function_of_the_seed_with_exact_segment_maps(tmp_path):
+    summary = build_scenes("denoise", tmp_path / "a", seed=0, **SCENES)
+    build_scenes("denoise", tmp_path / "b", seed=0, **SCENES)
+    build_scenes("denoise", tmp_path / "c", seed=1, **SCENES)
+    a, b, c = _files(tmp_path / "a"), _files(tmp_path / "b"), _files(tmp_path / "c")
+    assert summary == {"train": 3, "test": 2} and len(a) == 3 * (3 + 2) and a == b
+    assert a.keys() == c.keys() and all(a[k] != c[k] for k in a)
+    flat_segments = 0
+    for split in ("train", "test"):
+        for pair in scan_pairs(tmp_path / "a", split):
+            target = read_image(pair.target)
+            regions = read_label_map(tmp_path / "a" / split / "regions" / f"{pair.name}.png")
+            assert regions.shape == target.shape[:2] and regions.min() == 1  # every pixel belongs to a segment
+            ids = np.unique(regions)
+            assert list(ids) == list(range(1, len(ids) + 1)) and len(ids) >= 3  # ids 1..K, contiguous
+            areas = np.bincount(regions.ravel())[1:]
+            assert (np.diff(areas) <= 0).all()  # ordered by area, largest first
+            # the map is exact: flat-colour segments are single colours to the pixel (hard edges, no blending)
+            flat_segments += sum(len(np.unique(target[regions == k], axis=0)) == 1 for k in ids)
+    assert flat_segments >= 5
+
+
+def test_scenes_same_scene_for_every_task_different_degradation(tmp_path):
+    for task in ("derain", "deblur", "denoise"):
+        build_scenes(task, tmp_path / task, seed=0, **SCENES)
+    name = "train/{}/scene_000.png"
+    assert len({(tmp_path / t / name.format("target")).read_bytes() for t in ("derain", "deblur", "denoise")}) == 1
+    assert len({(tmp_path / t / name.format("input")).read_bytes() for t in ("derain", "deblur", "denoise")}) == 3
+    for task in ("derain", "deblur", "denoise"):
+        for pair in scan_pairs(tmp_path / task, "test"):
+            assert 10.0 < calculate_psnr(read_image(pair.input), read_image(pair.target), 0) < 40.0, task
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(photos_test=["coffee"]), "in both photos_train and photos_test"),
+    (dict(photos_train=["lena"]), "unknown photo 'lena'"),
+    (dict(scenes_test=0), "scenes_test"),
+    (dict(shapes=[5, 2]), "data.scenes.shapes"),
+    (dict(flat_fraction=1.5), "flat_fraction"),
+    (dict(size=16), "data.scenes.size"),
+])
+def test_scenes_reject_bad_arguments(tmp_path, change, message):
+    with pytest.raises(Sam4irError, match=message):
+        build_scenes("deblur", tmp_path, seed=0, **{**SCENES, **change})
+    assert not any(tmp_path.iterdir())
 
 
 # --- paired folders ---------------------------------------------------------------------------------------------

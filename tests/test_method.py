@@ -34,14 +34,37 @@ def label_map() -> torch.Tensor:
 IR2_CASES = [(spec, prior) for spec in (NAFNET, HINET) for prior in PRIORS] + [(RESTORMER, "both")]
 
 
-@pytest.mark.parametrize("spec, prior", IR2_CASES, ids=[f"{spec[0]}-{prior}" for spec, prior in IR2_CASES])
-def test_ir2_equals_ir1_at_initialisation(spec, prior):
-    name, kwargs = spec
+def random_ir1(spec) -> torch.nn.Module:
+    """A network with non-trivial weights everywhere (NAFNet's beta/gamma start at zero)."""
     torch.manual_seed(0)
-    ir1 = models.build(name, **kwargs).eval()
-    for p in ir1.parameters():  # non-trivial weights everywhere (NAFNet's beta/gamma start at zero)
+    ir1 = models.build(spec[0], **spec[1]).eval()
+    for p in ir1.parameters():
         p.data.normal_(0, 0.1)
+    return ir1
+
+
+@pytest.mark.parametrize("spec, prior", IR2_CASES, ids=[f"{spec[0]}-{prior}" for spec, prior in IR2_CASES])
+def test_ir2_starts_as_the_identity_on_y1(spec, prior):
+    """The teacher starts exactly at its student's output: IR2(spf_input(ŷ1, L)) == ŷ1."""
+    name, kwargs = spec
+    ir1 = random_ir1(spec)
     ir2 = build_ir2(ir1, name, kwargs, prior).eval()
+    x, lab = torch.rand(2, 3, 20, 24), torch.randint(0, 5, (2, 20, 24))
+    with torch.no_grad():
+        y1 = ir1(x)
+        assert (y1 - x).abs().max() > 1e-2  # IR1 is not itself the identity
+        assert torch.allclose(ir2(spf_input(y1, lab, prior)), y1, atol=1e-6)
+    # every weight but the zeroed final projection comes from IR1 (so SPD compares like with like)
+    kept = [k for k, v in ir2.state_dict().items() if v.shape == ir1.state_dict()[k].shape
+            and not k.startswith(ir2.final_projection + ".")]
+    assert all(torch.equal(ir2.state_dict()[k], ir1.state_dict()[k]) for k in kept)
+
+
+@pytest.mark.parametrize("spec, prior", IR2_CASES, ids=[f"{spec[0]}-{prior}" for spec, prior in IR2_CASES])
+def test_ir2_copy_init_equals_ir1(spec, prior):
+    name, kwargs = spec
+    ir1 = random_ir1(spec)
+    ir2 = build_ir2(ir1, name, kwargs, prior, init="copy").eval()
     y = torch.rand(2, 3, 20, 24)
     lab = torch.randint(0, 5, (2, 20, 24))
     with torch.no_grad():
@@ -49,6 +72,16 @@ def test_ir2_equals_ir1_at_initialisation(spec, prior):
     widened = [k for k, v in ir2.state_dict().items() if v.shape != ir1.state_dict()[k].shape]
     assert widened and all(ir2.state_dict()[k].shape[1] == ir1.state_dict()[k].shape[1] + prior_channels(prior)
                             for k in widened)
+
+
+def test_ir2_identity_needs_a_global_residual():
+    name, kwargs = RESTORMER
+    dual = {**kwargs, "inp_channels": 6, "dual_pixel_task": True}
+    ir1 = models.build(name, **dual)
+    with pytest.raises(Sam4irError, match="spf.ir2_init: copy"):
+        build_ir2(ir1, name, dual, "mean")
+    with pytest.raises(Sam4irError, match="spf.ir2_init"):
+        build_ir2(ir1, name, dual, "mean", init="zeros")
 
 
 def test_build_ir2_refuses_an_ir1_of_another_shape():
@@ -207,11 +240,11 @@ def test_spd_gradient_reaches_only_the_student():
         spd_loss(torch.zeros(1), torch.zeros(1), "huber")
 
 
-def objective(weights: DistillWeights, analyzer: str = "ir_features") -> DistillObjective:
+def objective(weights: DistillWeights, analyzer: str = "ir_features", priors: bool = True) -> DistillObjective:
     ir1, ir2 = tiny_pair()
     return DistillObjective(ir1, ir2, recon="psnr", weights=weights, prior="mean", analyzer=analyzer,
                             spd_kind="l1", sgr_min_pixels=1, sgr_max_regions=8, detach_spf_input=False,
-                            analyzer_pretrained=False)
+                            priors=priors, analyzer_pretrained=False)
 
 
 def batch() -> dict:
@@ -233,6 +266,25 @@ def test_a_zero_weight_removes_the_term_and_its_computation():
     terms = full(batch())
     expected = terms["recon1"] + terms["recon2"] + 0.5 * terms["spd"] + 2 * terms["sgr"]
     assert torch.allclose(terms["loss"], expected)
+
+
+def test_no_prior_is_the_full_method_on_all_zero_masks():
+    """The no-prior control reads no label map and computes exactly what all-zero masks give (the same loss and
+    gradients, bit for bit), so spd_sgr - no_prior isolates the prior's information."""
+    def step(obj: DistillObjective, data: dict) -> tuple[dict, list]:
+        terms = obj(data)
+        terms["loss"].backward()
+        return terms, [p.grad.clone() for p in obj.nets["ir1"].parameters() if p.grad is not None]
+
+    data = batch()
+    blank, _ = step(objective(DistillWeights(1, 1, 1), priors=False), {k: v for k, v in data.items() if k != "mask"})
+    zeros, _ = step(objective(DistillWeights(1, 1, 1)), {**data, "mask": torch.zeros_like(data["mask"])})
+    informed, _ = step(objective(DistillWeights(1, 1, 1)), data)
+    _, blank_grads = step(objective(DistillWeights(1, 1, 1), priors=False), data)  # a given mask is ignored
+    _, zero_grads = step(objective(DistillWeights(1, 1, 1)), {**data, "mask": torch.zeros_like(data["mask"])})
+    assert all(torch.equal(blank[k], zeros[k]) for k in zeros)
+    assert all(torch.equal(a, b) for a, b in zip(blank_grads, zero_grads))
+    assert blank["sgr"] == 0 and informed["sgr"] > 0  # no regions, no relation to keep
 
 
 def test_without_recon2_ir2_is_a_frozen_teacher():

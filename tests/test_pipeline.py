@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 def tiny_params() -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["tasks"] = ["derain"]  # one task keeps the suite fast; the DAG is the same for every task
-    params["data"]["demo"].update(size=48, patches_per_photo=2)
+    params["data"]["scenes"].update(size=48, scenes_train=4, scenes_test=2)
     params["train"].update(iters=6, batch_size=2, crop=32, val_every=3, ckpt_every=3)
     params["distill"].update(iters=4)
     params["eval"]["save_images"] = 1
@@ -59,10 +59,10 @@ def project(tmp_path_factory) -> Path:
 def test_repro_produces_the_report(project):
     results = pd.read_csv(project / "reports" / "results.csv")
     assert set(results.task) == {"derain"}
-    assert {"baseline", "control", "spd", "spd_sgr", "ir2"} <= set(results.method)
+    assert {"baseline", "control", "no_prior", "spd", "spd_sgr", "ir2", "ir2_no_prior"} <= set(results.method)
     for col in ("psnr", "ssim", "input_psnr", "input_ssim", "params"):
         assert results[col].notna().all(), col
-    ir1 = results[results.method != "ir2"]
+    ir1 = results[~results.method.str.startswith("ir2")]
     assert ir1.groupby("task").params.nunique().eq(1).all()  # distillation never changes IR1's size
     cost = pd.read_csv(project / "reports" / "cost.csv")
     assert cost.loc[0, "params"] == cost.loc[1, "params"] and cost.loc[0, "gmacs"] == cost.loc[1, "gmacs"]
@@ -108,7 +108,22 @@ def test_remote_cache_shares_masks_and_checkpoints(project, tmp_path):
 
 def test_distill_ablation_reruns_only_what_follows_the_masks(project):
     out = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "distill.sgr_weight=0.5"], project)
-    ran = {line.split("'")[1].split("@")[0] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"distill", "evaluate", "report"}, out
+    assert ran_stages(out) == {"no_prior", "distill", "evaluate", "report"}, out
     shown = run([sys.executable, "-m", "dvc", "exp", "show", "--json"], project)
     assert "sgr_weight" in shown
+
+
+def ran_stages(log: str) -> set[str]:
+    return {line.split("'")[1].split("@")[0] for line in log.splitlines() if line.startswith("Running stage")}
+
+
+def test_a_prior_control_reruns_masks_and_distill_only(project):
+    """-S sam.backend=oracle: new label maps (the scenes' exact segments), new spd/spd_sgr; the baseline, the
+    control and the no-prior run are the experiment's own, untouched."""
+    out = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "sam.backend=oracle"], project)
+    assert ran_stages(out) == {"sam_masks", "distill", "evaluate", "report"}, out
+    masks = project / "data" / "masks" / "derain"
+    for split in ("train", "test"):
+        for label_map in (masks / split).glob("*.png"):
+            truth = project / "data" / "prepared" / "derain" / split / "regions" / label_map.name
+            assert label_map.read_bytes() == truth.read_bytes()

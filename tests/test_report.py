@@ -9,6 +9,7 @@ import pytest
 
 from sam4ir.data.paired import Pair
 from sam4ir.report.ablation import deltas_vs_control, experiment_rows, summarise
+from sam4ir.report.mechanism import EFFECTS, effects_per_run, summarise_effects, verdict
 from sam4ir.report.tables import per_set_table, results_table, sets_side_by_side
 from sam4ir.scores import summarise_scores
 
@@ -102,3 +103,39 @@ def test_ablation_gains_over_control_with_spread_over_seeds():
     assert full.d_ssim == pytest.approx(0.1)
     assert gains.loc["distill.sgr_weight=0.5 distill.spd_loss=l1", "d_psnr"] == pytest.approx(0.25)
     assert gains.loc["distill.sgr_weight=1.0 distill.spd_loss=l2", "d_psnr"] == pytest.approx(-0.5)
+
+
+def _prior_run(name: str | None, seed: int, backend: str, ours: float, no_prior: float) -> dict:
+    """An experiment of the mechanism loop: one seed, one prior source, every row the report pairs."""
+    params = {"train": {"seed": seed}, "sam": {"backend": backend}}
+    psnr = {"baseline": 20.0 + seed, "control": 20.1 + seed, "no_prior": no_prior + seed, "spd_sgr": ours + seed,
+            "ir2": 21.0 + seed, "ir2_no_prior": 20.5 + seed}
+    metrics = {"data/eval/deblur/metrics.json": {"data": {m: {"psnr": v, "ssim": 0.5} for m, v in psnr.items()}}}
+    return {"rev": name or "0" * 40, "name": name, "data": {"params": {"params.yaml": {"data": params}}, "metrics": metrics}}
+
+
+def test_mechanism_pairs_by_seed_and_says_whether_a_gain_is_distinguishable_from_zero():
+    runs = [("oracle", 0, 20.5, 20.2), ("oracle", 1, 20.6, 20.2), ("oracle", 2, 20.4, 20.2),  # +0.3, +0.4, +0.2
+            ("shuffled", 0, 20.3, 20.2), ("shuffled", 1, 20.1, 20.2), ("shuffled", 2, 20.25, 20.2),  # mixed signs
+            ("none", 0, 20.2, 20.2), ("none", 1, 20.2, 20.2)]  # two seeds only
+    head = {**_prior_run(None, 0, "classical", 30.0, 20.0), "rev": "abc"}  # committed results: never counted
+    exp_show = [{**head, "rev": "workspace"}, {**head, "experiments": [
+        {"name": f"{b}-{s}", "revs": [_prior_run(f"{b}-{s}", s, b, ours, none)]} for b, s, ours, none in runs]}]
+    rows = experiment_rows(exp_show, experiments_only=True)
+    assert "classical" not in set(rows.config.str.split("=").str[1]) and rows.experiment.nunique() == len(runs)
+    effects = effects_per_run(rows)
+    assert len(effects) == len(runs) * len(EFFECTS)
+    table = summarise_effects(effects).set_index(["config", "effect"])
+    oracle = table.loc[("sam.backend=oracle", "attributable")]
+    assert oracle.seeds == 3 and oracle["mean"] == pytest.approx(0.3) and oracle["std"] == pytest.approx(0.1)
+    assert oracle.verdict == "above zero"
+    assert table.loc[("sam.backend=shuffled", "attributable"), "verdict"] == "not distinguishable from zero"
+    assert table.loc[("sam.backend=none", "attributable"), "verdict"].startswith("undecided: 2 seed(s)")
+    assert table.loc[("sam.backend=oracle", "total"), "mean"] == pytest.approx(0.4)  # spd_sgr - control
+    assert table.loc[("sam.backend=oracle", "teacher"), "mean"] == pytest.approx(1.0)  # ir2 - baseline
+    assert table.loc[("sam.backend=oracle", "teacher_prior"), "mean"] == pytest.approx(0.5)
+
+
+def test_verdict_below_zero_and_small_spread():
+    assert verdict(pd.Series([-0.3, -0.2, -0.25])) == "below zero"
+    assert verdict(pd.Series([0.3, 0.01, 0.6])) == "not distinguishable from zero"  # same sign, mean < 2 std

@@ -27,6 +27,7 @@ from sam4ir.io import read_image, read_label_map, write_image
 from sam4ir.sam import (ClassicalSegmenter, SamSegmenter, build_sam, ensure_checkpoint, extract_masks,
                         generator_kwargs, load_sam, masks_to_label_map, save_sam_with_config, segments_to_label_map,
                         select_shard)
+from sam4ir.sam.controls import ShuffledRegions, derangement
 from sam4ir.stages import sam_masks
 
 TINY_SAM = dict(encoder_embed_dim=32, encoder_depth=2, encoder_num_heads=2, encoder_global_attn_indexes=[1],
@@ -340,3 +341,68 @@ def test_stage_cli_missing_checkpoint_exits_1_with_one_line(stage_dir):
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "data/sam/sam_vit_b_01ec64.pth" in lines[0] and "sam.download is false" in lines[0]
+
+
+# --- prior-information controls --------------------------------------------------------------------------------
+
+def _write_regions(root: Path) -> dict[str, np.ndarray]:
+    """Exact segment maps beside the stage's pairs (as the scenes demo writes them): image i gets i+2 bands."""
+    truths = {}
+    for image in sorted((root / "data" / "prepared" / "derain").glob("*/input/*.png")):
+        bands = (np.arange(32) * (2 + int(image.stem[-1])) // 32 + 1).astype(np.uint16)
+        truths[f"{image.parent.parent.name}/{image.name}"] = np.broadcast_to(bands[:, None], (32, 40)).copy()
+        write_image(image.parent.parent / "regions" / image.name, truths[f"{image.parent.parent.name}/{image.name}"])
+    return truths
+
+
+def _maps(root: Path) -> dict[str, np.ndarray]:
+    masks = root / "data" / "masks" / "derain"
+    return {f"{p.parent.name}/{p.name}": read_label_map(p) for p in sorted(masks.glob("*/*.png"))}
+
+
+def test_stage_none_and_oracle_controls(stage_dir):
+    truths = _write_regions(stage_dir)
+    _set_params(stage_dir, backend="none")
+    sam_masks.main(["--task", "derain"])
+    assert all(not m.any() and m.shape == (32, 40) for m in _maps(stage_dir).values()) and len(_maps(stage_dir)) == 5
+    _set_params(stage_dir, backend="oracle")
+    sam_masks.main(["--task", "derain"])
+    maps = _maps(stage_dir)
+    assert maps.keys() == truths.keys() and all(np.array_equal(maps[k], truths[k]) for k in truths)
+    # new exact maps under the same names are new settings: recomputed, never kept
+    (stage_dir / "data" / "prepared" / "derain" / "test" / "regions" / "test0.png").unlink()
+    with pytest.raises(Sam4irError, match="test0.png: no exact segment map.*data.source: scenes"):
+        sam_masks.main(["--task", "derain"])
+
+
+def test_stage_shuffled_gives_each_image_another_images_map(stage_dir):
+    truths = _write_regions(stage_dir)
+    _set_params(stage_dir, backend="shuffled", shuffle_from="oracle", shuffle_seed=3)
+    sam_masks.main(["--task", "derain"])
+    maps = _maps(stage_dir)
+    for split, n in (("train", 3), ("test", 2)):
+        mine = [f"{split}/{split}{i}.png" for i in range(n)]
+        partners = [next(k for k in mine if np.array_equal(truths[k], maps[name])) for name in mine]
+        assert sorted(partners) == mine and all(p != name for p, name in zip(partners, mine))  # a derangement
+    first = maps
+    _set_params(stage_dir, shuffle_seed=4)
+    sam_masks.main(["--task", "derain"])
+    _set_params(stage_dir, shuffle_seed=3)
+    sam_masks.main(["--task", "derain"])
+    assert all(np.array_equal(first[k], m) for k, m in _maps(stage_dir).items())  # a function of the seed
+    summary = json.loads((stage_dir / "data" / "masks" / "derain" / "summary.json").read_text())
+    assert summary["backend"] == "shuffled" and summary["shuffle_from"] == "oracle" and summary["complete"]
+
+
+def test_shuffled_resizes_other_images_maps_and_classical_base(tmp_path):
+    paths = [tmp_path / "a.png", tmp_path / "b.png"]
+    write_image(paths[0], _photo((40, 32)))
+    write_image(paths[1], _photo((24, 36), "coffee"))
+    seg = ClassicalSegmenter("felzenszwalb", scale=100, sigma=0.8, min_size=20)
+    shuffled = ShuffledRegions(seg, paths, seed=0)
+    images = [read_image(p) for p in paths]
+    maps = shuffled(paths, images)
+    assert [m.shape for m in maps] == [(32, 40), (36, 24)] and all(m.dtype == np.uint16 for m in maps)
+    other = seg([images[1]])[0]
+    assert np.array_equal(maps[0], cv2.resize(other, (40, 32), interpolation=cv2.INTER_NEAREST))
+    assert derangement(paths, 0) == {paths[0]: paths[1], paths[1]: paths[0]}

@@ -1,10 +1,11 @@
-"""PSNR and SSIM exactly as BasicSR computes them (``basicsr/metrics/psnr_ssim.py``), with its signatures, so
-our numbers are comparable with the field's tables.
+"""PSNR and SSIM exactly as BasicSR computes them (``basicsr/metrics/psnr_ssim.py``), with its signatures and
+defaults, so our numbers are comparable with the field's tables.
 
 Images are on the 0-255 scale (uint8, or float holding 0-255 values), ``H x W x C``, ``C x H x W`` or ``H x W``.
-Colour order: BasicSR's Y channel assumes BGR (OpenCV-read) images; ours are RGB. ``color_order`` (default
-``'rgb'``) picks the matching ITU-R BT.601 weights, so the Y channel -- and every Y-channel number -- is the same
-as BasicSR's on the same picture whatever order it is stored in. Without ``test_y_channel`` the order is irrelevant.
+Colour order: like BasicSR, the default is BGR (images as ``cv2.imread`` returns them), so BasicSR's call on the
+same arrays gives the same number. Our own pipeline holds RGB images (``sam4ir.io.read_image``): its callers pass
+``color_order='rgb'``, which picks the matching ITU-R BT.601 weights, so the Y channel -- and every Y-channel
+number -- is that of the same picture. Without ``test_y_channel`` the order is irrelevant.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ def reorder_image(img: np.ndarray, input_order: str = "HWC") -> np.ndarray:
     return img.transpose(1, 2, 0) if input_order == "CHW" else img
 
 
-def to_y_channel(img: np.ndarray, color_order: str = "rgb") -> np.ndarray:
-    """Y of YCbCr (BT.601, 16-235) of a 0-255 ``H x W x 3`` image as float32 ``H x W x 1`` on the 0-255 scale,
-    unrounded; other channel counts pass through (float32). Bit-exact with BasicSR's float32 path."""
+def to_y_channel(img: np.ndarray, color_order: str = "bgr") -> np.ndarray:
+    """Y of YCbCr (BT.601, 16-235) of a 0-255 ``H x W x 3`` image, BGR unless ``color_order='rgb'``, as float32
+    ``H x W x 1`` on the 0-255 scale, unrounded; other channel counts pass through (float32). Bit-exact with
+    BasicSR's float32 path."""
     if color_order not in Y_WEIGHTS:
         raise ValueError(f"color_order must be 'rgb' or 'bgr', got {color_order!r}")
     img = img.astype(np.float32) / 255.0
@@ -53,7 +55,7 @@ def _prepare(img: np.ndarray, img2: np.ndarray, crop_border: int, input_order: s
 
 
 def calculate_psnr(img: np.ndarray, img2: np.ndarray, crop_border: int, input_order: str = "HWC",
-                   test_y_channel: bool = False, color_order: str = "rgb", **kwargs) -> float:
+                   test_y_channel: bool = False, color_order: str = "bgr", **kwargs) -> float:
     """PSNR (dB, peak 255) over all pixels and channels left after cropping ``crop_border`` pixels from each
     edge; ``inf`` for identical images, as BasicSR."""
     img, img2 = _prepare(img, img2, crop_border, input_order, test_y_channel, color_order)
@@ -83,7 +85,7 @@ def _ssim(img: np.ndarray, img2: np.ndarray) -> float:
 
 
 def calculate_ssim(img: np.ndarray, img2: np.ndarray, crop_border: int, input_order: str = "HWC",
-                   test_y_channel: bool = False, color_order: str = "rgb", **kwargs) -> float:
+                   test_y_channel: bool = False, color_order: str = "bgr", **kwargs) -> float:
     """SSIM of two 0-255 images (each side at least 11 pixels after cropping), computed per channel and
     averaged, as BasicSR."""
     img, img2 = _prepare(img, img2, crop_border, input_order, test_y_channel, color_order)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+import torch
 from torch import Tensor, nn
 
 from sam4ir.analyzer import build_analyzer
@@ -49,11 +50,13 @@ class DistillObjective(nn.Module):
     """IR1 and the SPF branch IR2 trained jointly; SPD and SGR pull IR1 toward IR2's semantically informed features.
 
     batch: 'input', 'target' (B x 3 x H x W), 'mask' (B x H x W SAM label map, cropped with the image).
+    ``priors=False`` (the ``no_prior`` control) replaces every label map by zeros (every pixel unlabelled) and
+    reads no 'mask': the same computation as all-zero masks, with no region information.
     """
 
     def __init__(self, ir1: nn.Module, ir2: Optional[nn.Module], *, recon: str, weights: DistillWeights,
                  prior: str, analyzer: str, spd_kind: str, sgr_min_pixels: int, sgr_max_regions: int,
-                 detach_spf_input: bool, analyzer_pretrained: bool = True) -> None:
+                 detach_spf_input: bool, priors: bool = True, analyzer_pretrained: bool = True) -> None:
         super().__init__()
         nets = {"ir1": ir1}
         if weights.uses_ir2:
@@ -63,7 +66,7 @@ class DistillObjective(nn.Module):
         self.nets = nn.ModuleDict(nets)
         self.recon, self.weights, self.prior = recon, weights, prior
         self.spd_kind, self.min_pixels, self.max_regions = spd_kind, sgr_min_pixels, sgr_max_regions
-        self.detach_spf_input = detach_spf_input
+        self.detach_spf_input, self.priors = detach_spf_input, priors
         needs_analyzer = weights.spd > 0 or weights.sgr > 0
         self.analyzer = build_analyzer(analyzer, pretrained=analyzer_pretrained) if needs_analyzer else None
 
@@ -75,8 +78,9 @@ class DistillObjective(nn.Module):
         loss = recon1
         if w.uses_ir2:
             y1 = out1.images[-1]
+            mask = batch["mask"] if self.priors else y1.new_zeros((y1.shape[0], *y1.shape[2:]), dtype=torch.long)
             out2 = self.nets["ir2"].forward_train(
-                spf_input(y1.detach() if self.detach_spf_input else y1, batch["mask"], self.prior))
+                spf_input(y1.detach() if self.detach_spf_input else y1, mask, self.prior))
             if w.recon2 > 0:
                 recon2 = recon_loss(self.recon, out2.images, target)
                 terms["recon2"] = recon2.detach()
@@ -88,7 +92,7 @@ class DistillObjective(nn.Module):
                     terms["spd"] = spd.detach()
                     loss = loss + w.spd * spd
                 if w.sgr > 0:
-                    sgr = sgr_loss(f_s, f_t, batch["mask"], min_pixels=self.min_pixels, max_regions=self.max_regions)
+                    sgr = sgr_loss(f_s, f_t, mask, min_pixels=self.min_pixels, max_regions=self.max_regions)
                     terms["sgr"] = sgr.detach()
                     loss = loss + w.sgr * sgr
         terms["loss"] = loss

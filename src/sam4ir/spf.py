@@ -6,7 +6,11 @@
 - ``boundary``: 1 on pixels whose 4-neighbourhood crosses a segment border (1 channel);
 - ``both``: the two stacked (4 channels).
 IR2 is IR1's architecture with its input convolution(s) widened by these channels, initialised from IR1 with
-zero weights on the new channels, so it starts as an exact copy of IR1 and learns to use the prior.
+zero weights on the new channels. ``spf.ir2_init``:
+- ``identity`` (default): also its final projection zeroed, so the global residual passes ŷ1 through and
+  IR2(spf_input(ŷ1, L)) == ŷ1 at the first step: the teacher starts exactly at its student's quality and can only
+  gain what ŷ1 and the prior let it gain (a copy of IR1 applied to ŷ1 restores twice and starts below IR1);
+- ``copy``: an exact copy of IR1 (IR2(spf_input(y, L)) == IR1(y)), kept for comparison.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sam4ir import models
 from sam4ir.errors import Sam4irError
 
 PRIOR_CHANNELS = {"mean": 3, "boundary": 1, "both": 4}
+IR2_INITS = ("identity", "copy")
 
 
 def prior_channels(kind: str) -> int:
@@ -80,9 +85,12 @@ def spf_input(y1: Tensor, label_map: Tensor, prior: str) -> Tensor:
     return torch.cat([y1, encode_prior(label_map, y1, prior)], dim=1)
 
 
-def build_ir2(ir1: nn.Module, name: str, model_kwargs: dict, prior: str) -> nn.Module:
+def build_ir2(ir1: nn.Module, name: str, model_kwargs: dict, prior: str, init: str = "identity") -> nn.Module:
     """IR1's architecture with ``prior_channels(prior)`` extra input channels, initialised from IR1's weights
-    (new input channels zero), so that ``IR2(spf_input(y, L, prior)) == IR1(y)`` at initialisation."""
+    (new input channels zero): ``init='identity'`` gives ``IR2(spf_input(y, L, prior)) == y``, ``init='copy'``
+    gives ``IR2(spf_input(y, L, prior)) == IR1(y)`` at initialisation."""
+    if init not in IR2_INITS:
+        raise Sam4irError(f"spf.ir2_init: unknown initialisation '{init}' (choose from {', '.join(IR2_INITS)})")
     extra = prior_channels(prior)
     ir2 = models.build(name, **model_kwargs, extra_in_channels=extra)
     state, source = ir2.state_dict(), ir1.state_dict()
@@ -103,4 +111,6 @@ def build_ir2(ir1: nn.Module, name: str, model_kwargs: dict, prior: str) -> nn.M
         else:
             raise Sam4irError(f"spf: cannot initialise IR2 '{key}' {list(target.shape)} from IR1 {list(value.shape)}")
     ir2.load_state_dict(state)
+    if init == "identity":
+        ir2.zero_final_projection_()
     return ir2

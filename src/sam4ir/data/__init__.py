@@ -1,8 +1,9 @@
-"""Paired restoration data: the offline demo, validation of paired folders, and the training dataset."""
+"""Paired restoration data: the offline demos (photo crops and dead-leaves scenes), validation of paired folders, and the training dataset."""
 
 from sam4ir.data.demo import DEMO_PHOTOS, TASKS, build_demo
+from sam4ir.data.scenes import build_scenes
 from sam4ir.data.paired import Pair, PairedDataset, scan_pairs
 from sam4ir.data.transforms import PairedTransform, random_transform
 
-__all__ = ["DEMO_PHOTOS", "TASKS", "Pair", "PairedDataset", "PairedTransform", "build_demo", "random_transform",
-           "scan_pairs"]
+__all__ = ["DEMO_PHOTOS", "TASKS", "Pair", "PairedDataset", "PairedTransform", "build_demo", "build_scenes",
+           "random_transform", "scan_pairs"]

@@ -14,11 +14,11 @@ import zlib
 from pathlib import Path
 from typing import Iterator, Protocol
 
-import cv2
 import numpy as np
 
 from sam4ir.datasets.registry import FolderPairs, MatBlocks
 from sam4ir.errors import Sam4irError
+from sam4ir.io import decode_image
 
 _ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError, ValueError)
 
@@ -156,10 +156,7 @@ def _name(key: Key) -> str:
 
 
 def _decode(data: bytes, where: str) -> np.ndarray:
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise Sam4irError(f"{where}: cannot decode image (corrupt or unsupported format)")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return decode_image(data, where)  # truncated members are errors, not grey-filled images
 
 
 class _MatBlockPairs:

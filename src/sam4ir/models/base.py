@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from sam4ir.errors import Sam4irError
 
 
 class RestorationOutput(NamedTuple):
@@ -26,11 +29,13 @@ class RestorationOutput(NamedTuple):
 class RestorationNet(nn.Module):
     """Base of the IR networks: pads the input to a multiple of the downsampling factor, crops the results back.
 
-    Subclasses set ``pad_multiple`` and ``pad_mode`` (as the original test code pads) and implement ``_restore``.
+    Subclasses set ``pad_multiple`` and ``pad_mode`` (as the original test code pads), name in ``final_projection``
+    the convolution whose output the global residual adds to the input image, and implement ``_restore``.
     """
 
     pad_multiple: int = 1
     pad_mode: str = "constant"
+    final_projection: str = ""
 
     def forward(self, x: Tensor) -> Tensor:
         """x: B x C_in x H x W degraded image -> B x 3 x H x W restored image (any H, W)."""
@@ -48,3 +53,15 @@ class RestorationNet(nn.Module):
     def _restore(self, x: Tensor) -> RestorationOutput:
         """The network proper on an input whose H and W are multiples of ``pad_multiple``."""
         raise NotImplementedError
+
+    def zero_final_projection_(self) -> None:
+        """Zero the last convolution, so that the network returns its input image exactly (the global residual
+        alone): how the SPF branch starts as the identity on IR1's output."""
+        conv = getattr(self, self.final_projection, None) if self.final_projection else None
+        if not isinstance(conv, nn.Conv2d):
+            raise Sam4irError(f"{type(self).__name__}: no global residual to start from the identity "
+                              "(use spf.ir2_init: copy)")
+        with torch.no_grad():
+            conv.weight.zero_()
+            if conv.bias is not None:
+                conv.bias.zero_()

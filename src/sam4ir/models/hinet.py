@@ -99,6 +99,7 @@ class HINet(RestorationNet):
         self.in_chn = in_chn
         self.depth = depth
         self.pad_multiple = 2 ** (depth - 1)
+        self.final_projection = "last"  # stage 2's image; stage 1's (sam12) is supervised only
         self.down_path_1 = nn.ModuleList()  # registered before conv_01 as in the original: same parameter order
         self.down_path_2 = nn.ModuleList()
         self.conv_01 = nn.Conv2d(in_chn + extra_in_channels, wf, kernel_size=3, padding=1)

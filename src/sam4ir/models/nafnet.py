@@ -153,6 +153,7 @@ class NAFNet(RestorationNet):
             raise Sam4irError(f"enc_blk_nums {list(enc_blk_nums)} and dec_blk_nums {list(dec_blk_nums)} "
                               "must have the same length")
         self.img_channel = img_channel
+        self.final_projection = "ending"
         self.pad_multiple = 2 ** len(enc_blk_nums)
         pool_at = _tlc_pools(train_size, self.pad_multiple, fast_imp) if tlc else (lambda level: None)
 

@@ -171,6 +171,7 @@ class Restormer(RestorationNet):
             raise Sam4irError(f"LayerNorm_type must be 'WithBias' or 'BiasFree', got {LayerNorm_type!r}")
         self.inp_channels = inp_channels
         self.dual_pixel_task = dual_pixel_task
+        self.final_projection = "" if dual_pixel_task else "output"
         self.pad_multiple = 8
 
         def stage(n: int, level_dim: int, n_heads: int) -> nn.Sequential:

@@ -26,25 +26,27 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-def _revisions(node) -> Iterator[tuple[str, dict]]:
-    """(name, data) of every revision in ``dvc exp show --json`` (workspace, commits, experiments)."""
+def _revisions(node, experiments_only: bool = False, inside: bool = False) -> Iterator[tuple[str, dict]]:
+    """(name, data) of every revision in ``dvc exp show --json`` (workspace, commits, experiments); with
+    ``experiments_only``, only the experiments (not the workspace nor the baseline commit, whose committed
+    results may come from another machine)."""
     if isinstance(node, list):
         for item in node:
-            yield from _revisions(item)
+            yield from _revisions(item, experiments_only, inside)
     elif isinstance(node, dict):
         data = node.get("data")
-        if isinstance(data, dict) and "metrics" in data and "params" in data:
+        if isinstance(data, dict) and "metrics" in data and "params" in data and (inside or not experiments_only):
             yield node.get("name") or node.get("rev") or "?", data
         for key in ("experiments", "revs"):
             if node.get(key):
-                yield from _revisions(node[key])
+                yield from _revisions(node[key], experiments_only, inside or key == "experiments")
 
 
-def experiment_rows(exp_show: list) -> pd.DataFrame:
+def experiment_rows(exp_show: list, experiments_only: bool = False) -> pd.DataFrame:
     """Long table: experiment, config, seed, task, method, psnr, ssim (from ``data/eval/<task>/metrics.json``), and
     one column per param that differs between experiments."""
     rows, params = [], {}
-    for name, data in _revisions(exp_show):
+    for name, data in _revisions(exp_show, experiments_only):
         flat = _flatten((data.get("params") or {}).get("params.yaml", {}).get("data", {}))
         for path, metrics in (data.get("metrics") or {}).items():
             parts = path.split("/")

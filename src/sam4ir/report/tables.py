@@ -9,16 +9,20 @@ METHOD_LABELS = {
     "input": "degraded input",
     "baseline": "IR1 original",
     "control": "IR1 + extra iters (control)",
+    "no_prior": "IR1 + SPD + SGR, no regions (prior control)",
     "spd": "IR1 + SPD",
     "spd_sgr": "IR1 + SPD + SGR (ours)",
     "ir2": "IR2 + SAM priors (SPF branch; needs SAM at inference)",
+    "ir2_no_prior": "IR2 of no_prior, fed no regions",
 }
 NEEDS_SAM = {"ir2"}
 
 
 def results_table(metrics: dict[str, dict], *, task: str, model: str, params: dict[str, int], priors: str) -> pd.DataFrame:
-    """Rows of one task from its ``metrics.json`` (method -> {psnr, ssim}); deltas are against ``baseline``."""
+    """Rows of one task from its ``metrics.json`` (method -> {psnr, ssim}); deltas are against ``baseline``, and
+    the PSNR also against ``control`` and ``no_prior`` where the task has them."""
     base, inp = metrics["baseline"], metrics["input"]
+    nan = {"psnr": float("nan")}
     rows = []
     for method, m in metrics.items():
         if method == "input":
@@ -27,6 +31,8 @@ def results_table(metrics: dict[str, dict], *, task: str, model: str, params: di
             "task": task, "model": model, "method": method, "description": METHOD_LABELS.get(method, method),
             "psnr": m["psnr"], "ssim": m["ssim"],
             "d_psnr": m["psnr"] - base["psnr"], "d_ssim": m["ssim"] - base["ssim"],
+            "d_psnr_control": m["psnr"] - metrics.get("control", nan)["psnr"],
+            "d_psnr_no_prior": m["psnr"] - metrics.get("no_prior", nan)["psnr"],
             "input_psnr": inp["psnr"], "input_ssim": inp["ssim"],
             "seg_miou": m.get("seg_miou"), "input_seg_miou": inp.get("seg_miou"),
             "params": params.get(method), "needs_sam_at_inference": method in NEEDS_SAM, "priors": priors,

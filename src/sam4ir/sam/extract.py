@@ -10,18 +10,18 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from sam4ir.errors import Sam4irError
 from sam4ir.io import read_image, read_label_map, write_image
+from sam4ir.sam.controls import PathLabeler, Segmenter
 
-Segmenter = Callable[[list[np.ndarray]], list[np.ndarray]]  # [H x W x 3 uint8] -> [H x W uint16]
 
-
-def extract_masks(image_paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, segmenter: Segmenter, *,
+def extract_masks(image_paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
+                  segmenter: Segmenter | PathLabeler, *,
                   batch_size: int = 1, shard: tuple[int, int] = (0, 1), progress: bool = True,
                   desc: str = "masks") -> dict:
     """Write a label map for every image of this shard that has none yet; return counts and seconds."""
@@ -38,7 +38,8 @@ def extract_masks(image_paths: Iterable[str | os.PathLike], out_dir: str | os.Pa
         for i in range(0, len(todo), batch_size):
             batch = todo[i:i + batch_size]
             images = [read_image(p) for p in batch]
-            for path, image, labels in zip(batch, images, segmenter(images)):
+            maps = segmenter(batch, images) if isinstance(segmenter, PathLabeler) else segmenter(images)
+            for path, image, labels in zip(batch, images, maps):
                 if labels.shape != image.shape[:2] or labels.dtype != np.uint16:
                     raise RuntimeError(f"{path}: segmenter returned {labels.dtype} {labels.shape}")
                 write_image(label_map_path(out_dir, path), labels)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import seaborn as sns
 
 from sam4ir.errors import Sam4irError
@@ -45,17 +46,24 @@ def _commit(rev: str) -> str:
     return done.stdout.strip()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def experiments(description: str, experiments_only: bool = False) -> tuple[pd.DataFrame, str]:
+    """The command line of the reports built from ``dvc exp show``: the long table of experiment results and a
+    one-line description of where the experiments came from."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--json", help="saved output of `dvc exp show --json` (default: run it)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--rev", default="HEAD", help="the baseline commit whose experiments are compared")
     which.add_argument("--all-commits", action="store_true", help="every experiment of every commit (mixes code versions)")
     args = parser.parse_args()
     scope = ["--all-commits"] if args.all_commits else ["--rev", _commit(args.rev)]
-    rows = experiment_rows(load_exp_show(args.json, scope))
+    rows = experiment_rows(load_exp_show(args.json, scope), experiments_only)
     if rows.empty:
         raise Sam4irError("no experiment has evaluation metrics yet (run `dvc exp run` / `dvc queue start` first)")
+    return rows, args.json or "dvc exp show " + " ".join(scope)
+
+
+def main() -> None:
+    rows, source = experiments(__doc__.splitlines()[0])
     deltas = deltas_vs_control(rows)
     gains = summarise(deltas)
     write_csv(OUT / "ablation_runs.csv", rows)
@@ -63,7 +71,7 @@ def main() -> None:
     floats = {**FLOATS, "d_psnr_std": ".2f", "d_ssim_std": ".4f"}
     write_text(OUT / "ablation.md", "\n".join([
         "# Ablations (from `dvc exp show`)", "",
-        f"Experiments: `{args.json or 'dvc exp show ' + ' '.join(scope)}`. "
+        f"Experiments: `{source}`. "
         "Gain of each configuration over the control run of the same experiment (same extra iterations, no priors);",
         "mean and standard deviation over the experiments (seeds) of that configuration.", "",
         to_markdown(gains, floats), "", "![ablation](ablation.png)", ""]))

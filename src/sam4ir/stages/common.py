@@ -16,7 +16,8 @@ from sam4ir.errors import Sam4irError
 from sam4ir.io import atomic_path, files_sha256
 from sam4ir.train import TrainConfig
 
-METHODS = ("baseline", "control", "spd", "spd_sgr")
+# no_prior: spd_sgr with every pixel unlabelled (the cascade and losses without region information)
+METHODS = ("baseline", "control", "no_prior", "spd", "spd_sgr")
 
 
 @dataclass(frozen=True)

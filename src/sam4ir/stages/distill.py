@@ -2,7 +2,8 @@
 
 ``--method control`` runs the same extra iterations with every distillation weight at 0, so the report can
 separate the gain of the semantic priors from the gain of training longer; ``spd`` drops SGR; ``spd_sgr`` is
-the full method with the weights from params.
+the full method with the weights from params; ``no_prior`` is ``spd_sgr`` with every pixel unlabelled (no label
+maps read at all), so ``spd_sgr - no_prior`` is the part of the gain the priors' information is responsible for.
 """
 
 from torch import nn
@@ -14,7 +15,7 @@ from sam4ir.losses import RECON_LOSSES
 from sam4ir.models import load_weights
 from sam4ir.objectives import DistillObjective, DistillWeights
 from sam4ir.spd import SPD_LOSSES
-from sam4ir.spf import PRIOR_CHANNELS, build_ir2
+from sam4ir.spf import IR2_INITS, PRIOR_CHANNELS, build_ir2
 from sam4ir.stages import run_stage
 from sam4ir.stages.common import (TaskPaths, build_ir, load_task_params, model_spec, stage_args, train_config,
                                   train_run)
@@ -28,7 +29,7 @@ def method_weights(params: dict, method: str) -> DistillWeights:
     if method == "control":
         return DistillWeights(recon2=0.0, spd=0.0, sgr=0.0)
     if method == "spd":
-        w["sgr"] = 0.0
+        w["sgr"] = 0.0  # no_prior keeps spd_sgr's weights: it differs only by the prior's information
     return DistillWeights(**w)
 
 
@@ -38,14 +39,15 @@ def distill_objective(params: dict, ir1: nn.Module, name: str, kwargs: dict, met
     weights = method_weights(params, method)
     prior = config.get(params, "spf.prior", choices=PRIOR_CHANNELS)
     return DistillObjective(
-        ir1, build_ir2(ir1, name, kwargs, prior) if weights.uses_ir2 else None,
+        ir1, build_ir2(ir1, name, kwargs, prior, config.get(params, "spf.ir2_init", choices=IR2_INITS))
+        if weights.uses_ir2 else None,
         recon=config.get(params, "train.loss", choices=RECON_LOSSES), weights=weights, prior=prior,
         analyzer=config.get(params, "distill.analyzer", choices=ANALYZERS),
         spd_kind=config.get(params, "distill.spd_loss", choices=SPD_LOSSES),
         sgr_min_pixels=config.get(params, "distill.sgr_min_pixels", kind=int),
         sgr_max_regions=config.get(params, "distill.sgr_max_regions", kind=int),
         detach_spf_input=config.get(params, "spf.detach_input", kind=bool),
-        analyzer_pretrained=analyzer_pretrained)
+        priors=method != "no_prior", analyzer_pretrained=analyzer_pretrained)
 
 
 def main() -> None:
@@ -60,7 +62,8 @@ def main() -> None:
         load_weights(ir1, init_file)
     name, kwargs = model_spec(params)
     objective = distill_objective(params, ir1, name, kwargs, args.method)
-    train_run(params, paths, args.method, objective, cfg, with_masks=objective.weights.uses_ir2, init_file=init_file)
+    train_run(params, paths, args.method, objective, cfg, with_masks=objective.weights.uses_ir2 and objective.priors,
+              init_file=init_file)
 
 
 if __name__ == "__main__":

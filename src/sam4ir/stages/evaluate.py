@@ -4,8 +4,9 @@ Also the downstream-segmentation check (``eval.segmentation_check``): masks of e
 the configured SAM backend, matched against the masks of the clean target (matching mIoU).
 
 Scores are means per test set and, where a task tests on several sets, their unweighted mean (``sam4ir.scores``).
-Rows: the degraded input itself, baseline, control, spd and spd_sgr (IR1 alone, no SAM at inference), and
-``ir2`` — the SPF branch fed SAM priors of the test image, an upper reference that *needs SAM at inference*.
+Rows: the degraded input itself, baseline, control, no_prior, spd and spd_sgr (IR1 alone, no SAM at inference),
+``ir2`` — the SPF branch fed the priors of the test image, an upper reference that *needs SAM at inference* —
+and ``ir2_no_prior``, the no_prior run's IR2 (fed no regions): what the cascade gains without information.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from sam4ir.segmentation_check import matching_miou
 from sam4ir.spf import spf_input
 from sam4ir.stages import run_stage
 from sam4ir.stages.common import METHODS, TaskPaths, load_task_params, stage_args
-from sam4ir.stages.sam_masks import build_segmenter
+from sam4ir.stages.sam_masks import BACKENDS, IMAGE_BACKENDS, build_segmenter
 from sam4ir.train import resolve_device
 
 IR2_ROW = "ir2"
+IR2_ROWS = {IR2_ROW: "spd_sgr", "ir2_no_prior": "no_prior"}  # row -> the run whose IR2 (and IR1 feeding it) it is
 
 
 def main() -> None:
@@ -40,11 +42,12 @@ def main() -> None:
     prior = config.get(params, "spf.prior")
     device = resolve_device(config.get(params, "train.device", kind=str))
     nets = {m: models.load_model(paths.run(m) / "model.pt", device) for m in METHODS}
-    nets[IR2_ROW] = models.load_model(paths.run("spd_sgr") / "ir2.pt", device)
+    nets.update({row: models.load_model(paths.run(run) / "ir2.pt", device) for row, run in IR2_ROWS.items()})
 
     segment = None
-    if config.get(params, "eval.segmentation_check", kind=bool):
-        segment, _ = build_segmenter(params, {"backend": config.get(params, "sam.backend", choices=("sam", "classical"))})
+    backend = config.get(params, "sam.backend", choices=BACKENDS)
+    if config.get(params, "eval.segmentation_check", kind=bool) and backend in IMAGE_BACKENDS:
+        segment, _ = build_segmenter(params, {"backend": backend})  # the controls do not segment pixels
 
     rows = []
     pairs = scan_pairs(paths.prepared, "test")
@@ -52,19 +55,20 @@ def main() -> None:
         degraded, target = read_image(pair.input), read_image(pair.target)
         x = to_tensor(degraded).to(device)
         mask = torch.from_numpy(read_label_map(paths.masks / "test" / f"{pair.name}.png")).unsqueeze(0).to(device)
+        labels = {IR2_ROW: mask, "ir2_no_prior": torch.zeros_like(mask)}
         outputs = {"input": degraded}
         with torch.no_grad():
             for method, net in nets.items():
-                if method == IR2_ROW:
-                    y1 = nets["spd_sgr"](x)
-                    outputs[method] = to_uint8(net(spf_input(y1, mask, prior)))
+                if method in IR2_ROWS:
+                    y1 = nets[IR2_ROWS[method]](x)
+                    outputs[method] = to_uint8(net(spf_input(y1, labels[method], prior)))
                 else:
                     outputs[method] = to_uint8(net(x))
         clean_labels = segment([target])[0] if segment else None
         for method, img in outputs.items():
             row = {"task": args.task, "method": method, "set": pair.test_set, "name": pair.name,
-                   "psnr": calculate_psnr(img, target, crop, test_y_channel=y_channel),
-                   "ssim": calculate_ssim(img, target, crop, test_y_channel=y_channel)}
+                   "psnr": calculate_psnr(img, target, crop, test_y_channel=y_channel, color_order="rgb"),
+                   "ssim": calculate_ssim(img, target, crop, test_y_channel=y_channel, color_order="rgb")}
             if segment:
                 row["seg_miou"] = matching_miou(segment([img])[0], clean_labels)
             rows.append(row)

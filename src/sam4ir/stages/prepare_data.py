@@ -1,6 +1,7 @@
 """Stage ``prepare_data``: the task's paired train/test data in the common layout under ``data/prepared/<task>``.
 
-``data.source: demo`` builds the offline synthetic demo; ``folder`` validates an existing paired dataset
+``data.source: scenes`` builds the offline dead-leaves scenes (with their exact segment maps in
+``<split>/regions/``), ``demo`` the offline photo crops; ``folder`` validates an existing paired dataset
 (``<dir>/{train,test}/{input,target}/``) and re-encodes it as PNG into the layout, so every later stage reads
 one format and a corrupt or unmatched file is reported here, once. ``download`` fetches the real benchmarks named
 in ``data.download.<task>`` (see :mod:`sam4ir.datasets`) into the cache ``data.download.cache``, verifies or pins
@@ -14,13 +15,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from sam4ir import config
-from sam4ir.data import build_demo, scan_pairs
+from sam4ir.data import build_demo, build_scenes, scan_pairs
 from sam4ir.datasets import clear, prepare_download
 from sam4ir.io import read_image, write_image, write_json
 from sam4ir.stages import run_stage
 from sam4ir.stages.common import TaskPaths, load_task_params, stage_args
 
-SOURCES = ("demo", "folder", "download")
+SOURCES = ("scenes", "demo", "folder", "download")
 
 
 def import_folder(src: Path, out: Path) -> dict:
@@ -50,9 +51,11 @@ def main() -> None:
     source = config.get(params, "data.source", choices=SOURCES)
     if source != "download":  # download resumes (keeps what a killed run wrote); the others rebuild everything,
         clear(out)             # and no pair of an earlier source may survive in a persisted folder
-    if source == "demo":
-        demo = config.get(params, "data.demo", kind=dict)
-        summary = build_demo(args.task, out, seed=config.get(params, "data.seed", kind=int), **demo)
+    if source in ("scenes", "demo"):
+        build = build_scenes if source == "scenes" else build_demo
+        summary = build(args.task, out, seed=config.get(params, "data.seed", kind=int),
+                        **config.get(params, f"data.{source}", kind=dict),
+                        **config.get(params, "data.degradation", kind=dict))
     elif source == "folder":
         summary = import_folder(Path(config.get(params, f"data.folder.{args.task}", kind=str)), out)
     else:

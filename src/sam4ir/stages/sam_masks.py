@@ -2,6 +2,11 @@
 
 ``python -m sam4ir.stages.sam_masks --task derain [--params params.yaml] [--shard i/n]``
 
+``sam.backend``: ``sam`` (segment-anything), ``classical`` (the weight-free stand-in), or a prior-information
+control (``sam4ir.sam.controls``): ``none`` (no regions), ``oracle`` (the scenes' exact segment maps),
+``shuffled`` (the ``sam.shuffle_from`` backend's map of another image of the split, drawn from
+``sam.shuffle_seed``). Every one is cached here like any other setting, so each runs as one ``dvc exp``.
+
 Resumable: existing label maps are kept when ``settings.json`` (what produced them: the backend's params, the
 bytes of every source image and of the segmentation code) matches, and deleted otherwise, so new data, a changed
 param or changed code never mixes old and new masks.
@@ -16,6 +21,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -25,12 +31,15 @@ from sam4ir.errors import Sam4irError
 from sam4ir.io import files_sha256, write_json
 from sam4ir.sam import (CLASSICAL_METHODS, SAM_MODEL_TYPES, ClassicalSegmenter, SamSegmenter, ensure_checkpoint,
                         extract_masks, generator_kwargs, label_map_path, load_sam, resolve_device, segment_counts)
+from sam4ir.sam.controls import NoRegions, OracleRegions, PathLabeler, ShuffledRegions, regions_path
 from sam4ir.sam.extract import Segmenter
 from sam4ir.sam.generator import AMP_DTYPES
 from sam4ir.stages import run_stage
 from sam4ir.stages.common import TaskPaths, load_task_params
 
 SPLITS = ("train", "test")
+IMAGE_BACKENDS = ("sam", "classical")  # segment the image's pixels (also usable on restored images)
+BACKENDS = (*IMAGE_BACKENDS, "oracle", "none", "shuffled")
 SOURCE_DIRS = {"degraded": "input", "target": "target"}  # sam.source -> folder of data/prepared/<task>/<split>
 SEGMENTATION_CODE = Path(sam_package.__file__).parent  # its modules decide what a label map is
 
@@ -53,15 +62,16 @@ def main(argv: list[str] | None = None) -> None:
     images = {split: _images(paths.prepared / split / SOURCE_DIRS[source if split == "train" else "degraded"])
               for split in SPLITS}
 
-    settings = {"backend": config.get(params, "sam.backend", choices=("sam", "classical")), "source": source,
+    backend = config.get(params, "sam.backend", choices=BACKENDS)
+    settings = {"backend": backend, "source": source,
                 "images_sha256": files_sha256(p for split in SPLITS for p in images[split]),
                 "code_sha256": files_sha256(sorted(SEGMENTATION_CODE.glob("*.py")))}
-    segmenter, settings = build_segmenter(params, settings)
+    labeler, settings = build_labeler(params, settings, images)
     _drop_stale(paths.masks, settings)
     write_json(paths.masks / "settings.json", settings)
 
-    runs = {split: extract_masks(images[split], paths.masks / split, segmenter, batch_size=batch_size, shard=shard,
-                                 desc=f"{args.task}/{split}") for split in SPLITS}
+    runs = {split: extract_masks(images[split], paths.masks / split, labeler(split), batch_size=batch_size,
+                                 shard=shard, desc=f"{args.task}/{split}") for split in SPLITS}
     summary = {**settings, "task": args.task, "shard": args.shard, "splits": {}}
     counts_all = []
     for split in SPLITS:
@@ -77,6 +87,33 @@ def main(argv: list[str] | None = None) -> None:
     write_json(paths.masks / "summary.json", summary)
     print(f"sam_masks {args.task}: {summary['label_maps']}/{summary['images']} label maps ({settings['backend']}), "
           f"{summary['mean_segments']} segments per image on average, {summary['seconds']} s")
+
+
+def build_labeler(params: dict, settings: dict, images: dict[str, list[Path]]
+                  ) -> tuple[Callable[[str], Segmenter | PathLabeler], dict]:
+    """split -> the configured backend's labeler, and the settings that determine its output."""
+    backend = settings["backend"]
+    if backend == "none":
+        return lambda split: NoRegions(), settings
+    if backend == "oracle":
+        return lambda split: OracleRegions(), {**settings, "regions_sha256": _regions_sha256(images)}
+    if backend != "shuffled":
+        segmenter, settings = build_segmenter(params, settings)
+        return lambda split: segmenter, settings
+    base_backend = config.get(params, "sam.shuffle_from", choices=("oracle", *IMAGE_BACKENDS))
+    seed = config.get(params, "sam.shuffle_seed", kind=int)
+    base, base_settings = build_labeler(params, {**settings, "backend": base_backend}, images)
+    base_settings.pop("backend")
+    return (lambda split: ShuffledRegions(base(split), images[split], seed),
+            {**base_settings, "backend": backend, "shuffle_from": base_backend, "shuffle_seed": seed})
+
+
+def _regions_sha256(images: dict[str, list[Path]]) -> str:
+    truths = [regions_path(p) for split in SPLITS for p in images[split]]
+    missing = next((p for p in truths if not p.is_file()), None)
+    if missing:
+        raise Sam4irError(f"{missing}: no exact segment map (sam.backend: oracle needs data.source: scenes)")
+    return files_sha256(truths)
 
 
 def build_segmenter(params: dict, settings: dict) -> tuple[Segmenter, dict]:

@@ -1,0 +1,57 @@
+"""The mechanism report: is the gain attributable to the priors' information?
+
+From the long table of :func:`sam4ir.report.ablation.experiment_rows` (one row per experiment x task x method),
+per experiment (one seed, one prior source) and task:
+- ``teacher`` = IR2 − baseline: does the semantically informed teacher beat the student it starts from?
+- ``teacher_prior`` = IR2 − IR2 of ``no_prior``: how much of the teacher's gain its prior's information brings;
+- ``total`` = IR1(spd_sgr) − control: the method's gain over the same extra iterations without a cascade;
+- ``attributable`` = IR1(spd_sgr) − IR1(no_prior): the part of it that the prior's information is responsible for
+  (``no_prior`` is the same run with every pixel unlabelled, so the pair shares seed, data and iterations).
+Then per configuration (every param that differs except the seed, e.g. the prior source) and task: mean, std and
+signs over seeds, and a plain verdict: distinguishable from zero when every seed has the same sign and
+|mean| > 2 std (with at least 3 seeds).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# effect -> (method, reference): the PSNR difference of two rows of the same experiment and task
+EFFECTS = {"teacher": ("ir2", "baseline"), "teacher_prior": ("ir2", "ir2_no_prior"),
+           "total": ("spd_sgr", "control"), "attributable": ("spd_sgr", "no_prior")}
+MIN_SEEDS = 3
+
+
+def effects_per_run(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per experiment x task x effect: ``config``, ``seed``, ``value`` (dB). Experiments missing a method
+    (older code without the no-prior control) give no row for the effects that need it."""
+    psnr = rows.pivot_table(index=["experiment", "config", "seed", "task"], columns="method", values="psnr")
+    parts = []
+    for effect, (method, reference) in EFFECTS.items():
+        if method in psnr and reference in psnr:
+            diff = (psnr[method] - psnr[reference]).dropna()
+            parts.append(diff.rename("value").reset_index().assign(effect=effect))
+    columns = ["experiment", "config", "seed", "task", "effect", "value"]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+def verdict(values: pd.Series) -> str:
+    """Plain words for a set of per-seed differences."""
+    n, mean, std = len(values), values.mean(), values.std()
+    if n < MIN_SEEDS:
+        return f"undecided: {n} seed(s), need {MIN_SEEDS}"
+    if (values > 0).all() and mean > 2 * std:
+        return "above zero"
+    if (values < 0).all() and -mean > 2 * std:
+        return "below zero"
+    return "not distinguishable from zero"
+
+
+def summarise_effects(effects: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration x task x effect: seeds, mean, std, min, max and the verdict."""
+    groups = effects.groupby(["config", "task", "effect"], sort=True)["value"]
+    table = groups.agg(seeds="size", mean="mean", std="std", min="min", max="max")
+    table["verdict"] = groups.apply(verdict)
+    order = {name: i for i, name in enumerate(EFFECTS)}
+    return (table.reset_index().sort_values(["task", "effect", "config"], key=lambda c: c.map(order) if c.name == "effect" else c)
+            .reset_index(drop=True))

@@ -1,0 +1,83 @@
+"""Mechanism report (run after the prior-source experiments have finished): ``dvc exp show --rev REV --json`` ->
+``reports/mechanism.md``, ``reports/mechanism.csv`` (per configuration x task x effect), ``reports/mechanism_runs.csv``
+(per experiment) and ``reports/mechanism.png``: is the gain attributable to the priors' information?
+
+Only queued experiments count (not the workspace nor the baseline commit's committed results), all of one
+baseline commit (HEAD by default), so every number comes from one code version on this machine.
+
+    python -m sam4ir.stages.mechanism_report [--rev REV | --all-commits] [--json exp.json]
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import seaborn as sns
+import yaml
+
+from sam4ir.report.figures import save_figure
+from sam4ir.report.mechanism import EFFECTS, MIN_SEEDS, effects_per_run, summarise_effects
+from sam4ir.report.tables import to_markdown
+from sam4ir.stages import run_stage
+from sam4ir.stages.ablation_report import experiments
+from sam4ir.stages.report import write_csv, write_text
+
+OUT = Path("reports")
+MEANINGS = {
+    "teacher": "IR2 (priors at test time) − baseline: does the teacher beat the student it starts from?",
+    "teacher_prior": "IR2 − IR2 of `no_prior`: the teacher's gain due to its prior's information",
+    "total": "IR1 + SPD + SGR − control: the method's gain over the same extra iterations",
+    "attributable": "IR1 + SPD + SGR − IR1 `no_prior` (paired by seed): the student's gain due to the prior's information",
+}
+
+
+def _constant_params(source: str) -> str:
+    """What every experiment shares, from the baseline commit's params.yaml."""
+    rev = source.split("--rev ", 1)[1].split()[0] if "--rev " in source else "HEAD"
+    text = subprocess.run(["git", "show", f"{rev}:params.yaml"], capture_output=True, text=True).stdout
+    params = yaml.safe_load(text) or {}
+    get = lambda section, key: (params.get(section) or {}).get(key, "?")  # noqa: E731
+    return (f"data source `{get('data', 'source')}`, model `{get('model', 'name')}` "
+            f"{get('model', 'args')}, SPF prior `{get('spf', 'prior')}`, IR2 init `{get('spf', 'ir2_init')}`, "
+            f"λ₁ = {get('distill', 'spd_weight')}, λ₂ = {get('distill', 'sgr_weight')}, "
+            f"{get('train', 'iters')} + {get('distill', 'iters')} iterations")
+
+
+def main() -> None:
+    rows, source = experiments(__doc__.splitlines()[0], experiments_only=True)
+    runs = effects_per_run(rows)
+    table = summarise_effects(runs)
+    write_csv(OUT / "mechanism_runs.csv", runs)
+    write_csv(OUT / "mechanism.csv", table)
+    seeds = sorted(int(s) for s in runs.seed.dropna().unique())
+    lines = [
+        "# Is the gain attributable to the priors? (from `dvc exp show`)", "",
+        f"Experiments: `{source}` (queued experiments only), seeds {seeds}; {_constant_params(source)}.",
+        "Each configuration is one prior source (`sam.backend`); `none` carries no region information, `shuffled`",
+        "another image's segments, `oracle` the exact segments of the scene. Differences are PSNR (dB) on the test",
+        "split, per seed, then mean ± std over seeds. Verdict: *above/below zero* when every seed has the same sign",
+        f"and |mean| > 2 std (at least {MIN_SEEDS} seeds); otherwise *not distinguishable from zero*.", "",
+        *[f"- `{effect}`: {MEANINGS[effect]}" for effect in EFFECTS], "",
+    ]
+    for effect in EFFECTS:
+        part = table[table.effect == effect].drop(columns="effect")
+        if not part.empty:
+            lines += [f"## {effect}", "", MEANINGS[effect], "",
+                      to_markdown(part, {c: "+.3f" for c in ("mean", "min", "max")} | {"std": ".3f"}), ""]
+    lines += ["![mechanism](mechanism.png)", ""]
+    write_text(OUT / "mechanism.md", "\n".join(lines))
+
+    sns.set_theme(style="whitegrid")
+    grid = sns.catplot(data=runs, x="value", y="config", hue="task", col="effect", kind="strip", dodge=True,
+                       col_order=[e for e in EFFECTS if e in set(runs.effect)], sharex=False, height=3, aspect=1.2)
+    for ax in grid.axes.flat:
+        ax.axvline(0, color="black", linewidth=0.8)
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels("ΔPSNR (dB), one dot per seed", "")
+    grid.figure.suptitle(f"Prior-information controls ({source}, seeds {seeds})", y=1.04, fontsize=9)
+    save_figure(grid.figure, OUT / "mechanism.png")
+
+
+if __name__ == "__main__":
+    run_stage(main)
