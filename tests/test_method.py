@@ -12,6 +12,7 @@ import torch
 from sam4ir import models
 from sam4ir.analyzer import VGGFeatures, build_analyzer, vgg19_relu3_4
 from sam4ir.errors import Sam4irError
+from sam4ir.losses import recon_loss
 from sam4ir.objectives import DistillObjective, DistillWeights
 from sam4ir.sgr import region_prototypes, relation_matrix, select_regions, sgr_loss
 from sam4ir.spd import spd_loss
@@ -127,10 +128,32 @@ def test_boundary_by_hand_and_channel_counts():
     expected[:, 2:6] = 1  # columns 2|3 and 4|5 are borders
     assert torch.equal(b, expected)
     img = torch.rand(1, 3, 4, 6)
-    for kind, channels in (("mean", 3), ("boundary", 1), ("both", 4)):
+    for kind, channels in (("mean", 3), ("boundary", 1), ("both", 4), ("mean_std", 6)):
         assert encode_prior(label_map(), img, kind).shape == (1, channels, 4, 6)
     with pytest.raises(Sam4irError, match="spf.prior"):
         encode_prior(label_map(), img, "edges")
+
+
+def test_mean_std_prior_is_each_segments_spread_without_gradient():
+    img = torch.rand(1, 3, 4, 6, requires_grad=True)
+    lab = label_map()
+    out = encode_prior(lab, img, "mean_std")
+    left = img[0, :, :, :3].reshape(3, -1)
+    assert torch.allclose(out[0, 3:, 0, 0], left.std(dim=1, unbiased=False), atol=1e-5)
+    assert torch.equal(out[0, 3:, :, 5], torch.zeros(3, 4))  # unlabelled pixels: no spread
+    assert torch.equal(out[:, :3], region_mean(lab, img))
+    out[:, 3:].sum().backward(retain_graph=True)
+    assert not img.grad.any()  # the spread carries information, not a gradient (sqrt is unbounded near 0)
+
+
+def test_images_analyzer_compares_the_restored_images():
+    ir1, ir2 = tiny_pair()
+    x, lab = torch.rand(2, 3, 16, 16), torch.randint(1, 4, (2, 16, 16))
+    out1 = ir1.forward_train(x)
+    out2 = ir2.forward_train(spf_input(out1.images[-1], lab, "mean"))
+    f_s, f_t = build_analyzer("images")(out1, out2)
+    assert f_s is out1.images[-1] and f_t is out2.images[-1]
+    assert spd_loss(f_s, f_t).item() == 0  # IR2 starts as the identity on ŷ1: nothing to distil yet
 
 
 def feature_map(values: dict[int, list[float]], lab: torch.Tensor) -> torch.Tensor:
@@ -285,6 +308,24 @@ def test_no_prior_is_the_full_method_on_all_zero_masks():
     assert all(torch.equal(blank[k], zeros[k]) for k in zeros)
     assert all(torch.equal(a, b) for a, b in zip(blank_grads, zero_grads))
     assert blank["sgr"] == 0 and informed["sgr"] > 0  # no regions, no relation to keep
+
+
+def test_teacher_warm_up_trains_ir2_alone_from_the_students_quality():
+    """Phase 1 of a distillation run: only IR2 learns (IR1 gets no gradient and is not in nets), on the same
+    priors as the run; at its first step the teacher's loss is exactly the student's (IR2 is the identity)."""
+    full = objective(DistillWeights(1, 1, 1))
+    warm = full.teacher()
+    assert list(warm.nets) == ["ir2"] and warm.nets["ir2"] is full.nets["ir2"]
+    assert not any(p is q for p in warm.parameters() for q in full.nets["ir1"].parameters())
+    data = batch()
+    terms = warm(data)
+    terms["loss"].backward()
+    student = recon_loss("psnr", [full.nets["ir1"](data["input"])], data["target"])
+    assert torch.allclose(terms["loss"], student)
+    assert all(p.grad is None for p in full.nets["ir1"].parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in full.nets["ir2"].parameters())
+    blind = objective(DistillWeights(1, 1, 1), priors=False).teacher()  # no_prior's teacher reads no mask
+    assert torch.isfinite(blind({k: v for k, v in data.items() if k != "mask"})["loss"])
 
 
 def test_without_recon2_ir2_is_a_frozen_teacher():

@@ -2,6 +2,8 @@
 
 - ``ir_features`` [ours, the offline default]: no extra network; the decoder's last feature maps of IR1
   (student) and IR2 (teacher), as returned by ``forward_train``.
+- ``images``: the restored images ŷ1 and ŷ2 themselves (SPD then distils the teacher's output, SGR the
+  relations between the segments' mean colours);
 - ``vgg19``: a frozen ImageNet VGG-19 up to relu3_4 (torchvision's weights, downloaded and hash-checked by
   torchvision itself into the torch hub cache) applied to the restored images ŷ1 and ŷ2 (RGB in [0, 1]).
 Both are called as ``analyzer(student_out, teacher_out) -> (f_student, f_teacher)`` on the two networks'
@@ -20,7 +22,7 @@ from torch import Tensor, nn
 from sam4ir.errors import Sam4irError
 from sam4ir.models import RestorationOutput
 
-ANALYZERS = ("ir_features", "vgg19")
+ANALYZERS = ("ir_features", "images", "vgg19")
 _RELU3_4 = 18  # torchvision vgg19().features: conv3_4 is layer 16, relu3_4 layer 17
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -31,6 +33,13 @@ class IRFeatures(nn.Module):
 
     def forward(self, student: RestorationOutput, teacher: RestorationOutput) -> tuple[Tensor, Tensor]:
         return student.features, teacher.features
+
+
+class RestoredImages(nn.Module):
+    """The two networks' final restored images, B x 3 x H x W."""
+
+    def forward(self, student: RestorationOutput, teacher: RestorationOutput) -> tuple[Tensor, Tensor]:
+        return student.images[-1], teacher.images[-1]
 
 
 def _vgg19_state(weights) -> dict[str, Tensor]:
@@ -101,6 +110,8 @@ def build_analyzer(kind: str, *, pretrained: bool = True) -> nn.Module:
     """The analyzer named by ``distill.analyzer``; ``pretrained=False`` skips VGG's weights (tests only)."""
     if kind == "ir_features":
         return IRFeatures()
+    if kind == "images":
+        return RestoredImages()
     if kind == "vgg19":
         return VGGFeatures(pretrained=pretrained)
     raise Sam4irError(f"distill.analyzer: unknown analyzer '{kind}' (choose from {', '.join(ANALYZERS)})")

@@ -4,7 +4,9 @@
 - ``mean``: each segment filled with ŷ1's mean colour over it (3 channels, differentiable w.r.t. ŷ1); pixels
   no segment covers (label 0) keep their own colour, i.e. carry no region information;
 - ``boundary``: 1 on pixels whose 4-neighbourhood crosses a segment border (1 channel);
-- ``both``: the two stacked (4 channels).
+- ``both``: the two stacked (4 channels);
+- ``mean_std``: the segment's mean and standard deviation of ŷ1 (6 channels): also says *how* uniform each
+  segment is, which a small IR2 cannot compute itself over a whole (non-local) segment.
 IR2 is IR1's architecture with its input convolution(s) widened by these channels, initialised from IR1 with
 zero weights on the new channels. ``spf.ir2_init``:
 - ``identity`` (default): also its final projection zeroed, so the global residual passes ŷ1 through and
@@ -21,7 +23,7 @@ from torch import Tensor, nn
 from sam4ir import models
 from sam4ir.errors import Sam4irError
 
-PRIOR_CHANNELS = {"mean": 3, "boundary": 1, "both": 4}
+PRIOR_CHANNELS = {"mean": 3, "boundary": 1, "both": 4, "mean_std": 6}
 IR2_INITS = ("identity", "copy")
 
 
@@ -73,8 +75,12 @@ def encode_prior(label_map: Tensor, image: Tensor, kind: str) -> Tensor:
         raise Sam4irError(f"spf: label map {list(label_map.shape)} does not match image {list(image.shape)} "
                           "(expected B x H x W of the image)")
     parts = []
-    if kind in ("mean", "both"):
+    if kind in ("mean", "both", "mean_std"):
         parts.append(region_mean(label_map, image))
+    if kind == "mean_std":  # no gradient through the spread: sqrt is unbounded near uniform segments
+        flat = image.detach()
+        variance = region_mean(label_map, flat * flat) - region_mean(label_map, flat) ** 2
+        parts.append(variance.clamp_min(0).sqrt())
     if kind in ("boundary", "both"):
         parts.append(boundary(label_map).to(image.dtype))
     return torch.cat(parts, dim=1)

@@ -19,7 +19,6 @@ import numpy as np
 from sam4ir.data.demo import TASKS, _check_no_strangers, degrade, load_photo
 from sam4ir.errors import Sam4irError
 from sam4ir.io import write_image
-from sam4ir.sam.label_map import segments_to_label_map
 
 SHAPES = ("ellipse", "rectangle", "triangle")
 
@@ -63,6 +62,8 @@ def dead_leaves_scene(rng: np.random.Generator, photos: list[np.ndarray], size: 
     Shapes are painted back to front; radii follow a dead-leaves power law p(r) ~ r^-2 between ``size/10`` and
     ``size/2``. Edges are hard, so the segment map is exact at every pixel.
     """
+    from sam4ir.sam.label_map import segments_to_label_map  # here: importing SAM's package costs every stage 2 s
+
     image = _fill(rng, photos, size, flat_fraction).copy()
     labels = np.zeros((size, size), np.int32)
     r_min, r_max = size / 10, size / 2

@@ -18,6 +18,9 @@ from sam4ir.train import TrainConfig
 
 # no_prior: spd_sgr with every pixel unlabelled (the cascade and losses without region information)
 METHODS = ("baseline", "control", "no_prior", "spd", "spd_sgr")
+# the runs of the default DAG, which evaluate and report read (spd, the SPD-only row, is `-S distill.sgr_weight=0`
+# of spd_sgr, or a `method` added to the distill matrix of dvc.yaml: it would cost a fifth of the demo's time)
+EVALUATED = ("baseline", "control", "no_prior", "spd_sgr")
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,8 @@ def build_ir(params: dict) -> nn.Module:
 
 
 def train_config(params: dict, section: str) -> TrainConfig:
-    """The recipe of ``train``; ``distill`` may override ``iters`` and ``lr``."""
+    """The recipe of ``train``; ``distill`` overrides ``iters`` and ``lr``, ``teacher`` (the teacher's warm-up
+    before distillation) with ``distill.teacher_iters`` and ``distill.teacher_lr``."""
     g = lambda key, kind, default=config._MISSING: config.get(params, f"train.{key}", default, kind=kind)  # noqa: E731
     cfg = dict(
         iters=g("iters", int), batch_size=g("batch_size", int), lr=g("lr", float), min_lr=g("min_lr", float),
@@ -91,9 +95,13 @@ def train_config(params: dict, section: str) -> TrainConfig:
         seed=g("seed", int), val_every=g("val_every", int), log_every=g("log_every", int, 10),
         ckpt_every=g("ckpt_every", int),
         num_workers=g("num_workers", int), amp=g("amp", str), device=g("device", str))
-    if section == "distill":
-        cfg["iters"] = config.get(params, "distill.iters", kind=int)
-        cfg["lr"] = config.get(params, "distill.lr", kind=float)
+    if section in ("distill", "teacher"):
+        prefix = "distill.teacher_" if section == "teacher" else "distill."
+        cfg["iters"] = config.get(params, f"{prefix}iters", kind=int)
+        cfg["lr"] = config.get(params, f"{prefix}lr", kind=float)
+        if cfg["iters"] < 0 or not cfg["lr"] > 0:
+            raise Sam4irError(f"{params['_path']}: params '{prefix}iters' = {cfg['iters']} and '{prefix}lr' = "
+                              f"{cfg['lr']} must be >= 0 and > 0")
     return TrainConfig(**cfg)
 
 
@@ -123,10 +131,13 @@ def live_logger(live: Live):
 
 
 def train_run(params: dict, paths: TaskPaths, method: str, objective: nn.Module, cfg: TrainConfig,
-              *, with_masks: bool, init_file: Path | None = None) -> None:
+              *, with_masks: bool, init_file: Path | None = None,
+              warmup: tuple[nn.Module, TrainConfig] | None = None) -> None:
     """Train ``objective`` on the task's training pairs, logging through dvclive; resumable after a kill.
 
-    Writes ``<run>/model.pt`` (IR1, loadable strictly into the baseline class) and, when trained, ``<run>/ir2.pt``.
+    ``warmup`` (an objective and its recipe, e.g. the teacher's) runs first on the same data, with its own resume
+    state. Writes ``<run>/model.pt`` (IR1, loadable strictly into the baseline class) and, when trained,
+    ``<run>/ir2.pt``.
     """
     from sam4ir.data import PairedDataset
     from sam4ir.train import fingerprint, fit, init_distributed, resolve_device, saved_iter
@@ -148,6 +159,11 @@ def train_run(params: dict, paths: TaskPaths, method: str, objective: nn.Module,
     state_path = paths.resume_state(method)
     live = open_live(paths.live(method), saved_iter(state_path, run_id)) if info.main else None
     ir1 = objective.nets["ir1"]
+    warmup_state = paths.resume_state(f"{method}-warmup")
+    if warmup is not None and warmup[1].iters > 0:
+        objective.to(device)  # the warm-up reads networks it does not own
+        fit(warmup[0], train_set, warmup[1], state_path=warmup_state, run_id=run_id,
+            desc=f"{paths.task}/{method} warm-up", info=info, device=device)
     fit(objective, train_set, cfg, state_path=state_path, run_id=run_id, desc=f"{paths.task}/{method}",
         log=live_logger(live) if live else None, info=info, device=device,
         validate=held_out_psnr(ir1, test_set, n=4, crop=crop, device=device))
@@ -163,3 +179,4 @@ def train_run(params: dict, paths: TaskPaths, method: str, objective: nn.Module,
                    {**kwargs, "extra_in_channels": prior_channels(prior)})
     live.end()
     state_path.unlink(missing_ok=True)
+    warmup_state.unlink(missing_ok=True)

@@ -2,7 +2,9 @@
 
 ``--method control`` runs the same extra iterations with every distillation weight at 0, so the report can
 separate the gain of the semantic priors from the gain of training longer; ``spd`` drops SGR; ``spd_sgr`` is
-the full method with the weights from params; ``no_prior`` is ``spd_sgr`` with every pixel unlabelled (no label
+the full method with the weights from params. Every run with IR2 first warms its teacher up alone
+(``distill.teacher_iters``, IR1 fixed), so that distillation starts from a teacher already better than its student
+and already informed by the prior. ``no_prior`` is ``spd_sgr`` with every pixel unlabelled (no label
 maps read at all), so ``spd_sgr - no_prior`` is the part of the gain the priors' information is responsible for.
 """
 
@@ -62,8 +64,11 @@ def main() -> None:
         load_weights(ir1, init_file)
     name, kwargs = model_spec(params)
     objective = distill_objective(params, ir1, name, kwargs, args.method)
-    train_run(params, paths, args.method, objective, cfg, with_masks=objective.weights.uses_ir2 and objective.priors,
-              init_file=init_file)
+    uses_ir2 = objective.weights.uses_ir2
+    train_run(params, paths, args.method, objective, cfg, with_masks=uses_ir2 and objective.priors,
+              init_file=init_file,
+              warmup=(objective.teacher(), train_config(params, "teacher")) if uses_ir2 and objective.weights.recon2 > 0
+              else None)
 
 
 if __name__ == "__main__":

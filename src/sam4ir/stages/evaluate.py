@@ -4,7 +4,7 @@ Also the downstream-segmentation check (``eval.segmentation_check``): masks of e
 the configured SAM backend, matched against the masks of the clean target (matching mIoU).
 
 Scores are means per test set and, where a task tests on several sets, their unweighted mean (``sam4ir.scores``).
-Rows: the degraded input itself, baseline, control, no_prior, spd and spd_sgr (IR1 alone, no SAM at inference),
+Rows: the degraded input itself, baseline, control, no_prior and spd_sgr (IR1 alone, no SAM at inference),
 ``ir2`` — the SPF branch fed the priors of the test image, an upper reference that *needs SAM at inference* —
 and ``ir2_no_prior``, the no_prior run's IR2 (fed no regions): what the cascade gains without information.
 """
@@ -24,7 +24,7 @@ from sam4ir.scores import summarise_scores
 from sam4ir.segmentation_check import matching_miou
 from sam4ir.spf import spf_input
 from sam4ir.stages import run_stage
-from sam4ir.stages.common import METHODS, TaskPaths, load_task_params, stage_args
+from sam4ir.stages.common import EVALUATED, TaskPaths, load_task_params, stage_args
 from sam4ir.stages.sam_masks import BACKENDS, IMAGE_BACKENDS, build_segmenter
 from sam4ir.train import resolve_device
 
@@ -41,7 +41,7 @@ def main() -> None:
     n_save = config.get(params, "eval.save_images", kind=int)
     prior = config.get(params, "spf.prior")
     device = resolve_device(config.get(params, "train.device", kind=str))
-    nets = {m: models.load_model(paths.run(m) / "model.pt", device) for m in METHODS}
+    nets = {m: models.load_model(paths.run(m) / "model.pt", device) for m in EVALUATED}
     nets.update({row: models.load_model(paths.run(run) / "ir2.pt", device) for row, run in IR2_ROWS.items()})
 
     segment = None
