@@ -65,23 +65,29 @@ def photo_crops(img: np.ndarray, rng: np.random.Generator, size: int, count: int
     return crops
 
 
-def _check_args(task: str, seed: int, photos_train: list[str], photos_test: list[str], size: int,
-                patches_per_photo: int, noise_sigma: float) -> None:
+def check_photo_split(section: str, task: str, seed: int, photos_train: list[str], photos_test: list[str]) -> None:
+    """What every offline source (``data.<section>``) checks first: the task, the seed, and two disjoint lists of
+    known photos (train and test never share a photo)."""
     if task not in TASKS:
         raise Sam4irError(f"unknown task '{task}' (choose from {', '.join(TASKS)})")
     if seed < 0:
         raise Sam4irError(f"data.seed: {seed} must be a non-negative integer")
     for key, names in (("photos_train", photos_train), ("photos_test", photos_test)):
         if not names:
-            raise Sam4irError(f"data.demo.{key}: empty list of photos")
+            raise Sam4irError(f"{section}.{key}: empty list of photos")
         if len(set(names)) != len(names):
-            raise Sam4irError(f"data.demo.{key}: a photo is listed twice in {names}")
+            raise Sam4irError(f"{section}.{key}: a photo is listed twice in {names}")
         for name in names:
             if name not in DEMO_PHOTOS:
-                raise Sam4irError(f"data.demo.{key}: unknown photo '{name}' (choose from {', '.join(DEMO_PHOTOS)})")
+                raise Sam4irError(f"{section}.{key}: unknown photo '{name}' (choose from {', '.join(DEMO_PHOTOS)})")
     overlap = set(photos_train) & set(photos_test)
     if overlap:
-        raise Sam4irError(f"data.demo: photos {sorted(overlap)} are in both photos_train and photos_test")
+        raise Sam4irError(f"{section}: photos {sorted(overlap)} are in both photos_train and photos_test")
+
+
+def _check_args(task: str, seed: int, photos_train: list[str], photos_test: list[str], size: int,
+                patches_per_photo: int, noise_sigma: float) -> None:
+    check_photo_split("data.demo", task, seed, photos_train, photos_test)
     if size < 16:
         raise Sam4irError(f"data.demo.size: {size} is too small (at least 16 pixels)")
     if patches_per_photo < 1:

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sam4ir.data.demo import TASKS, _check_no_strangers, degrade, load_photo
+from sam4ir.data.demo import TASKS, _check_no_strangers, check_photo_split, degrade, load_photo
 from sam4ir.errors import Sam4irError
 from sam4ir.io import write_image
 
@@ -78,16 +78,7 @@ def dead_leaves_scene(rng: np.random.Generator, photos: list[np.ndarray], size: 
 
 def _check_args(task: str, seed: int, photos_train: list[str], photos_test: list[str], size: int,
                 scenes_train: int, scenes_test: int, shapes: list[int], flat_fraction: float) -> None:
-    if task not in TASKS:
-        raise Sam4irError(f"unknown task '{task}' (choose from {', '.join(TASKS)})")
-    if seed < 0:
-        raise Sam4irError(f"data.seed: {seed} must be a non-negative integer")
-    for key, names in (("photos_train", photos_train), ("photos_test", photos_test)):
-        if not names:
-            raise Sam4irError(f"data.scenes.{key}: empty list of photos")
-    overlap = set(photos_train) & set(photos_test)
-    if overlap:
-        raise Sam4irError(f"data.scenes: photos {sorted(overlap)} are in both photos_train and photos_test")
+    check_photo_split("data.scenes", task, seed, photos_train, photos_test)
     if size < 32:
         raise Sam4irError(f"data.scenes.size: {size} is too small (at least 32 pixels)")
     for key, n in (("scenes_train", scenes_train), ("scenes_test", scenes_test)):
