@@ -41,7 +41,8 @@ def _constant_params(source: str) -> str:
     return (f"data source `{get('data', 'source')}`, model `{get('model', 'name')}` "
             f"{get('model', 'args')}, SPF prior `{get('spf', 'prior')}`, IR2 init `{get('spf', 'ir2_init')}`, "
             f"λ₁ = {get('distill', 'spd_weight')}, λ₂ = {get('distill', 'sgr_weight')}, "
-            f"{get('train', 'iters')} + {get('distill', 'iters')} iterations")
+            f"{get('train', 'iters')} baseline + {get('distill', 'teacher_iters')} teacher warm-up + "
+            f"{get('distill', 'iters')} distillation iterations")
 
 
 def main() -> None:
