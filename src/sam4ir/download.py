@@ -19,9 +19,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tqdm import tqdm
 
 from sam4ir.errors import Sam4irError
+from sam4ir.progress import progress
 
 
 class UnreachableError(Sam4irError):
@@ -110,7 +110,7 @@ def _fetch(url: str, dest: Path, part: Path, *, opener: urllib.request.OpenerDir
             length = resp.headers.get("Content-Length")
             total = int(length) if length is not None else None
         with open(part, "ab" if offset else "wb") as out, \
-                tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+                progress(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
                      desc=dest.name, disable=not progress, leave=False) as bar:
             try:
                 while chunk := resp.read(chunk_size):
