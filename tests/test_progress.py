@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import sys
 
-from sam4ir.progress import LOG_INTERVAL, progress
+from sam4ir.progress import LOG_INTERVAL, progress_bar
 
 
 class _Terminal(io.StringIO):
@@ -16,7 +16,7 @@ class _Terminal(io.StringIO):
 def test_bars_redraw_rarely_when_not_a_terminal(monkeypatch):
     log = io.StringIO()
     monkeypatch.setattr(sys, "stderr", log)
-    bar = progress(range(20000), desc="train")
+    bar = progress_bar(range(20000), desc="train")
     assert bar.mininterval == LOG_INTERVAL
     for _ in bar:
         pass
@@ -26,5 +26,5 @@ def test_bars_redraw_rarely_when_not_a_terminal(monkeypatch):
 
 def test_bars_stay_live_in_a_terminal(monkeypatch):
     monkeypatch.setattr(sys, "stderr", _Terminal())
-    assert progress(range(3)).mininterval < 1
-    assert progress(range(3), mininterval=5).mininterval == 5  # an explicit choice wins
+    assert progress_bar(range(3)).mininterval < 1
+    assert progress_bar(range(3), mininterval=5).mininterval == 5  # an explicit choice wins

@@ -21,7 +21,7 @@ from pathlib import Path
 
 
 from sam4ir.errors import Sam4irError
-from sam4ir.progress import progress
+from sam4ir.progress import progress_bar
 
 
 class UnreachableError(Sam4irError):
@@ -110,7 +110,7 @@ def _fetch(url: str, dest: Path, part: Path, *, opener: urllib.request.OpenerDir
             length = resp.headers.get("Content-Length")
             total = int(length) if length is not None else None
         with open(part, "ab" if offset else "wb") as out, \
-                progress(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+                progress_bar(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
                      desc=dest.name, disable=not progress, leave=False) as bar:
             try:
                 while chunk := resp.read(chunk_size):

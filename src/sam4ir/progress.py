@@ -14,7 +14,7 @@ from tqdm import tqdm
 LOG_INTERVAL = 30.0
 
 
-def progress(iterable=None, **kwargs) -> tqdm:
+def progress_bar(iterable=None, **kwargs) -> tqdm:
     """``tqdm(iterable, **kwargs)`` with ``mininterval`` chosen for where the bar is shown."""
     interactive = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
     kwargs.setdefault("mininterval", 0.1 if interactive else LOG_INTERVAL)

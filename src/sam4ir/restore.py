@@ -24,7 +24,7 @@ from sam4ir.inference import restore_image
 from sam4ir.io import read_image, write_image
 from sam4ir.stages import run_stage
 from sam4ir.train import resolve_device
-from sam4ir.progress import progress
+from sam4ir.progress import progress_bar
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _PROBE = 16  # side of the blank image that checks the network takes RGB before any real work
@@ -124,7 +124,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     todo = [(src, dest) for src, dest in zip(inputs, outs) if args.overwrite or not dest.exists()]
     device = parse_device(args.device)
     net = load_network(args.checkpoint, args.model, args.model_args, device)
-    for src, dest in progress(todo, desc="restore", unit="img", dynamic_ncols=True):
+    for src, dest in progress_bar(todo, desc="restore", unit="img", dynamic_ncols=True):
         write_image(dest, restore_image(net, read_image(src), device, args.tile or None, args.overlap))
     print(f"restored {len(todo)} image(s) into {args.output}; {len(inputs) - len(todo)} already there, kept")
 

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from sam4ir.errors import Sam4irError
 from sam4ir.io import save_torch
-from sam4ir.progress import progress
+from sam4ir.progress import progress_bar
 
 LogFn = Callable[[int, dict], None]
 
@@ -145,7 +145,7 @@ def fit(objective: nn.Module, train_set: Dataset, cfg: TrainConfig, *, state_pat
     stream = SampleStream(train_set, cfg.seed, cfg.iters * cfg.batch_size)
     loader = DataLoader(stream, batch_size=cfg.batch_size // info.world, sampler=rank_indices(start, cfg, info),
                         num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
-    bar = progress(total=cfg.iters, initial=start, desc=desc, disable=not info.main, dynamic_ncols=True)
+    bar = progress_bar(total=cfg.iters, initial=start, desc=desc, disable=not info.main, dynamic_ncols=True)
     for it, batch in zip(range(start, cfg.iters), loader):
         objective.train()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16"):

@@ -22,7 +22,7 @@ from sam4ir.datasets.fetch import fetch_archive
 from sam4ir.datasets.registry import ARCHIVES, DATASETS, Dataset
 from sam4ir.errors import Sam4irError
 from sam4ir.io import write_image, write_json
-from sam4ir.progress import progress
+from sam4ir.progress import progress_bar
 
 SPLITS = ("train", "test")
 
@@ -88,7 +88,7 @@ def _extract(dataset: Dataset, name: str, files: dict[str, Path], split_dir: Pat
         paths = {pair: (split_dir / "input" / f"{name}{SEPARATOR}{pair}.png",
                         split_dir / "target" / f"{name}{SEPARATOR}{pair}.png") for pair in pairs.names}
         todo = [pair for pair, (inp, tgt) in paths.items() if not (inp.is_file() and tgt.is_file())]
-        for pair in progress(todo, desc=f"extract {name}", disable=not progress):
+        for pair in progress_bar(todo, desc=f"extract {name}", disable=not progress):
             img, target = pairs.load(pair)
             write_image(paths[pair][0], img)
             write_image(paths[pair][1], target)

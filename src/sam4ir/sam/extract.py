@@ -17,7 +17,7 @@ import numpy as np
 from sam4ir.errors import Sam4irError
 from sam4ir.io import read_image, read_label_map, write_image
 from sam4ir.sam.controls import PathLabeler, Segmenter
-from sam4ir.progress import progress
+from sam4ir.progress import progress_bar
 
 
 def extract_masks(image_paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
@@ -34,7 +34,7 @@ def extract_masks(image_paths: Iterable[str | os.PathLike], out_dir: str | os.Pa
     mine = select_shard(image_paths, shard)
     todo = [p for p in mine if not label_map_path(out_dir, p).is_file()]
     start = time.perf_counter()
-    with progress(total=len(mine), initial=len(mine) - len(todo), unit="img", desc=desc, disable=not progress) as bar:
+    with progress_bar(total=len(mine), initial=len(mine) - len(todo), unit="img", desc=desc, disable=not progress) as bar:
         for i in range(0, len(todo), batch_size):
             batch = todo[i:i + batch_size]
             images = [read_image(p) for p in batch]

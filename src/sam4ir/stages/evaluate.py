@@ -26,7 +26,7 @@ from sam4ir.stages import run_stage
 from sam4ir.stages.common import EVALUATED, TaskPaths, load_task_params, stage_args
 from sam4ir.stages.sam_masks import BACKENDS, IMAGE_BACKENDS, build_segmenter
 from sam4ir.train import resolve_device
-from sam4ir.progress import progress
+from sam4ir.progress import progress_bar
 
 IR2_ROW = "ir2"
 IR2_ROWS = {IR2_ROW: "spd_sgr", "ir2_no_prior": "no_prior"}  # row -> the run whose IR2 (and IR1 feeding it) it is
@@ -51,7 +51,7 @@ def main() -> None:
 
     rows = []
     pairs = scan_pairs(paths.prepared, "test")
-    for i, pair in enumerate(progress(pairs, desc=f"evaluate {args.task}")):
+    for i, pair in enumerate(progress_bar(pairs, desc=f"evaluate {args.task}")):
         degraded, target = read_image(pair.input), read_image(pair.target)
         x = to_tensor(degraded).to(device)
         mask = torch.from_numpy(read_label_map(paths.masks / "test" / f"{pair.name}.png")).unsqueeze(0).to(device)

@@ -19,7 +19,7 @@ from sam4ir.datasets import clear, prepare_download
 from sam4ir.io import read_image, write_image, write_json
 from sam4ir.stages import run_stage
 from sam4ir.stages.common import TaskPaths, load_task_params, stage_args
-from sam4ir.progress import progress
+from sam4ir.progress import progress_bar
 
 SOURCES = ("scenes", "demo", "folder", "download")
 
@@ -28,7 +28,7 @@ def import_folder(src: Path, out: Path) -> dict:
     counts = {}
     for split in ("train", "test"):
         pairs = scan_pairs(src, split)
-        for pair in progress(pairs, desc=f"import {src.name}/{split}"):
+        for pair in progress_bar(pairs, desc=f"import {src.name}/{split}"):
             write_image(out / split / "input" / f"{pair.name}.png", read_image(pair.input))
             write_image(out / split / "target" / f"{pair.name}.png", read_image(pair.target))
         counts[split] = len(pairs)
