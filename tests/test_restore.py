@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -17,7 +21,9 @@ from sam4ir import models
 from sam4ir.errors import Sam4irError
 from sam4ir.inference import restore_image, restore_tensor, tile_spans
 from sam4ir.io import read_image, write_image
-from sam4ir.restore import main
+from sam4ir.restore import MANIFEST, main
+from sam4ir.stages import run_stage
+from test_io import full_disk
 
 TINY = {"width": 8, "enc_blk_nums": [1, 1], "middle_blk_num": 1, "dec_blk_nums": [1, 1]}
 
@@ -49,9 +55,30 @@ def run(setup: dict, *extra: str) -> None:
           "--device", "cpu", *extra])
 
 
+def cli(setup: dict, capsys: pytest.CaptureFixture, *extra: str) -> tuple[int, str, list[str]]:
+    """Run restore as ``python -m sam4ir.restore`` does (through run_stage), in process: exit status, stdout and
+    the ``sam4ir:`` lines of stderr (the progress bar shares it)."""
+    try:
+        run_stage(lambda: run(setup, *extra))
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    out, err = capsys.readouterr()
+    return code, out, [line for line in re.split(r"[\r\n]", err) if line.startswith("sam4ir:")]
+
+
+def assert_restored(setup: dict, names: Sequence[str] = ("a.png", "b.bmp"), net: Optional[nn.Module] = None,
+                    tile: Optional[int] = None, overlap: int = 32) -> None:
+    """Each named input's output is what ``restore_image`` makes of it with ``net`` (default: the checkpoint's)."""
+    for name in names:
+        out = read_image(setup["out"] / f"{Path(name).stem}.png")
+        np.testing.assert_array_equal(out, restore_image(net or setup["net"], read_image(setup["src"] / name),
+                                                         torch.device("cpu"), tile, overlap))
+
+
 def test_restores_every_image_of_a_folder_as_restore_image_does(setup):
     run(setup)
-    assert sorted(p.name for p in setup["out"].iterdir()) == ["a.png", "b.png"]
+    assert sorted(p.name for p in setup["out"].iterdir()) == ["a.png", "b.png", MANIFEST]
     for name in ("a.png", "b.bmp"):
         img = read_image(setup["src"] / name)
         out = read_image(setup["out"] / f"{Path(name).stem}.png")
@@ -70,9 +97,92 @@ def test_existing_outputs_are_kept_unless_overwrite(setup):
     assert read_image(setup["out"] / "a.png").shape == (40, 56, 3)
 
 
+@pytest.mark.parametrize("change", ["checkpoint retrained in place", "tiling", "no manifest", "garbled manifest"])
+def test_outputs_the_manifest_does_not_vouch_for_are_restored_again(setup, change):
+    run(setup)
+    write_image(setup["out"] / "a.png", np.zeros((4, 4, 3), np.uint8))  # would be kept, as the test above shows
+    net, tile, extra = setup["net"], None, []
+    if change == "checkpoint retrained in place":  # same path, other weights: only the sha256 tells
+        net = tiny_nafnet(seed=1)
+        models.save_model(setup["ckpt"], net, "nafnet", TINY)
+    elif change == "tiling":
+        tile, extra = 32, ["--tile", "32", "--overlap", "16"]
+    elif change == "no manifest":  # e.g. outputs from before there was one
+        (setup["out"] / MANIFEST).unlink()
+    else:
+        (setup["out"] / MANIFEST).write_text('{"made_by": ')
+    run(setup, *extra)
+    assert_restored(setup, net=net, tile=tile, overlap=16)
+
+
+def test_outputs_cut_by_a_crash_are_restored_again(setup):
+    run(setup)
+    cut = setup["out"] / "a.png"
+    cut.write_bytes(cut.read_bytes()[:200])
+    (setup["out"] / "b.png").write_bytes(b"")
+    run(setup)
+    assert_restored(setup)
+
+
+def test_bad_inputs_are_reported_and_skipped_and_a_rerun_retries_them(setup, capsys):
+    src = setup["src"]
+    good = (src / "a.png").read_bytes()
+    bad = [src / "c.png", src / "d.jpg", src / "e.tif"]
+    bad[0].write_bytes(good[:len(good) // 2])
+    bad[1].write_bytes(b"not an image at all")
+    bad[2].write_bytes(b"")
+    code, _, lines = cli(setup, capsys)
+    assert code == 1
+    assert len(lines) == 4 and "truncated PNG" in lines[0]
+    for line, path in zip(lines, bad):
+        assert line.startswith(f"sam4ir: error: {path}: cannot decode image (")
+    assert lines[3].startswith(f"sam4ir: error: 3 of 5 inputs failed: {bad[0]}, {bad[1]}, {bad[2]} ")
+    assert_restored(setup)
+    assert sorted(p.name for p in setup["out"].iterdir()) == ["a.png", "b.png", MANIFEST]
+
+    write_image(bad[0], photo("coffee", 24, 32))  # fixed; the others still fail
+    code, out, lines = cli(setup, capsys)
+    assert code == 1 and lines[-1].startswith(f"sam4ir: error: 2 of 5 inputs failed: {bad[1]}, {bad[2]} ")
+    assert "restored 1 image(s)" in out and "2 already there, kept" in out
+    assert_restored(setup, ["a.png", "b.bmp", "c.png"])
+
+
+def test_a_full_disk_ends_the_run_with_one_line_and_a_rerun_completes(setup, monkeypatch, capsys):
+    full_disk(monkeypatch, 1000)  # room for the manifest, not for a.png
+    code, _, lines = cli(setup, capsys)
+    assert code == 1
+    assert lines == [f"sam4ir: error: {setup['out'] / 'a.png'}: cannot write (No space left on device)"]
+    assert [p.name for p in setup["out"].iterdir()] == [MANIFEST]  # b.png not tried, no half-written file
+    monkeypatch.undo()
+    assert cli(setup, capsys)[0] == 0
+    assert_restored(setup)
+
+
+def test_a_read_only_output_folder_is_one_line_before_any_restoring(setup, monkeypatch, capsys):
+    out = setup["out"]
+    out.mkdir()
+    out.chmod(0o555)
+    if os.geteuid() == 0:  # root ignores the mode: refuse new files in it as the kernel does for anyone else
+        real_open = os.open
+
+        def refusing_open(path, flags: int, *args, **kwargs) -> int:
+            if flags & os.O_CREAT and Path(path).parent == out:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+            return real_open(path, flags, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", refusing_open)
+    code, _, lines = cli(setup, capsys)
+    monkeypatch.undo()
+    out.chmod(0o755)
+    assert code == 1 and lines == [f"sam4ir: error: {out / MANIFEST}: cannot write (Permission denied)"]
+    assert not list(out.iterdir())
+    assert cli(setup, capsys)[0] == 0
+    assert_restored(setup)
+
+
 def test_a_single_image_input(setup):
     main(["--checkpoint", str(setup["ckpt"]), "--input", str(setup["src"] / "b.bmp"), "--output", str(setup["out"])])
-    assert [p.name for p in setup["out"].iterdir()] == ["b.png"]
+    assert sorted(p.name for p in setup["out"].iterdir()) == ["b.png", MANIFEST]
 
 
 def test_refuses_to_write_into_the_input_folder(setup):

@@ -5,13 +5,28 @@
 ``--checkpoint`` is a ``model.pt`` written by training (it names its network), or an official release
 (BasicSR-style ``.pth``) together with ``--model NAME --model-args JSON`` (the original constructor's arguments).
 Each input image (one file, or every png/jpg/jpeg/bmp/tif(f) in a folder, sorted) becomes ``<output>/<stem>.png``.
-Inputs are never overwritten; existing outputs are kept unless ``--overwrite``, so an interrupted run resumes.
+Inputs are never overwritten.
+
+Resuming: ``<output>/restore_manifest.json`` records what made the outputs in that folder (sha256 of the checkpoint
+file, ``--model``/``--model-args``, ``--tile``/``--overlap``) and which outputs are done; it is rewritten (atomically)
+after each output, so an interrupted run resumes. An existing output is kept only if the manifest lists it under the
+same checkpoint and settings and it still decodes; every other one -- made by another checkpoint or other settings,
+made before there was a manifest, or truncated by a crash -- is restored again rather than refused, since only
+outputs are ever replaced. ``--overwrite`` redoes them all.
+
+Failures: an input that cannot be read or decoded is reported on its own line and skipped; the others are restored,
+then the run fails with a one-line summary (exit status 1), and a rerun retries the skipped inputs. An output that
+cannot be written (full disk, read-only folder) stops the run at once with one line naming the file: the following
+outputs would fail alike. Outputs are written atomically, so no half-written file is left under an output's name.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
+import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -21,13 +36,14 @@ from torch import nn
 from sam4ir import models
 from sam4ir.errors import Sam4irError
 from sam4ir.inference import restore_image
-from sam4ir.io import read_image, write_image
+from sam4ir.io import read_image, write_image, write_json
 from sam4ir.stages import run_stage
 from sam4ir.train import resolve_device
 from sam4ir.progress import progress_bar
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _PROBE = 16  # side of the blank image that checks the network takes RGB before any real work
+MANIFEST = "restore_manifest.json"  # in the output folder; not a .png, so never taken for an output
 
 
 def list_inputs(path: Path) -> list[Path]:
@@ -58,7 +74,7 @@ def output_paths(inputs: list[Path], input_root: Path, output: Path) -> list[Pat
     return outs
 
 
-def load_network(checkpoint: Path, model: Optional[str], model_args: str, device: torch.device) -> nn.Module:
+def load_network(checkpoint: Path, model: Optional[str], model_args: dict, device: torch.device) -> nn.Module:
     """IR1 in eval mode on ``device``: rebuilt from a sam4ir checkpoint, or built as ``model(**model_args)`` and
     loaded from an official one. Checked on a blank image so a wrong checkpoint fails before any output."""
     if model is None:
@@ -69,13 +85,7 @@ def load_network(checkpoint: Path, model: Optional[str], model_args: str, device
         except Sam4irError as err:
             raise Sam4irError(f"{err} (an official checkpoint needs --model and --model-args)") from None
     else:
-        try:
-            kwargs = json.loads(model_args)
-        except json.JSONDecodeError as err:
-            raise Sam4irError(f"--model-args: not valid JSON ({err})") from None
-        if not isinstance(kwargs, dict):
-            raise Sam4irError(f"--model-args: expected a JSON object of constructor arguments, got {model_args}")
-        net = models.build(model, **kwargs)
+        net = models.build(model, **model_args)
         models.load_weights(net, checkpoint)
         net = net.to(device).eval()
     try:
@@ -85,6 +95,44 @@ def load_network(checkpoint: Path, model: Optional[str], model_args: str, device
         raise Sam4irError(f"{checkpoint}: the network does not take an RGB image (an SPF 'ir2' checkpoint needs SAM "
                           f"priors; restore runs IR1): {str(err).splitlines()[0]}") from None
     return net
+
+
+def made_by(args: argparse.Namespace) -> dict:
+    """What decides the outputs' pixels: the checkpoint's bytes (a retrained model.pt keeps its name), the network
+    built for an official checkpoint, and tiling (tiles see other statistics than the whole image)."""
+    with open(args.checkpoint, "rb") as f:
+        checkpoint_sha256 = hashlib.file_digest(f, "sha256").hexdigest()
+    return {"checkpoint_sha256": checkpoint_sha256, "model": args.model, "model_args": args.model_args,
+            "tile": args.tile or None, "overlap": args.overlap if args.tile else None}
+
+
+def done_outputs(output: Path, settings: dict) -> set[str]:
+    """Names of the outputs the folder's manifest lists as made with ``settings``; none if other settings made
+    them or the manifest is missing or unreadable (then they are all redone, which is safe)."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        manifest = json.loads((output / MANIFEST).read_text())
+        if manifest["made_by"] == settings:
+            return set(manifest["outputs"])
+    return set()
+
+
+def save_manifest(output: Path, settings: dict, done: set[str]) -> None:
+    write_json(output / MANIFEST, {"made_by": settings, "outputs": sorted(done)})
+
+
+def decodes(path: Path) -> bool:
+    """Whether an output is a whole image: a crash, a copy or a full disk outside sam4ir can leave a cut one."""
+    try:
+        read_image(path)
+    except Sam4irError:
+        return False
+    return True
+
+
+def failure_summary(failed: list[Path], total: int) -> str:
+    """One line: how many inputs failed, the first few by name (each was reported on its own line)."""
+    names = ", ".join(map(str, failed[:3])) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
+    return f"{len(failed)} of {total} inputs failed: {names} (problems reported above); a rerun retries them"
 
 
 def parse_device(name: str) -> torch.device:
@@ -114,6 +162,13 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                           "0 <= overlap < tile")
     if args.model is None and args.model_args != "{}":
         raise Sam4irError("--model-args: given without --model")
+    try:
+        kwargs = json.loads(args.model_args)
+    except json.JSONDecodeError as err:
+        raise Sam4irError(f"--model-args: not valid JSON ({err})") from None
+    if not isinstance(kwargs, dict):
+        raise Sam4irError(f"--model-args: expected a JSON object of constructor arguments, got {args.model_args}")
+    args.model_args = kwargs
     return args
 
 
@@ -121,12 +176,31 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     inputs = list_inputs(args.input)
     outs = output_paths(inputs, args.input, args.output)
-    todo = [(src, dest) for src, dest in zip(inputs, outs) if args.overwrite or not dest.exists()]
     device = parse_device(args.device)
     net = load_network(args.checkpoint, args.model, args.model_args, device)
-    for src, dest in progress_bar(todo, desc="restore", unit="img", dynamic_ncols=True):
-        write_image(dest, restore_image(net, read_image(src), device, args.tile or None, args.overlap))
-    print(f"restored {len(todo)} image(s) into {args.output}; {len(inputs) - len(todo)} already there, kept")
+    settings = made_by(args)
+    done = done_outputs(args.output, settings)
+    todo = [(src, dest) for src, dest in zip(inputs, outs)
+            if args.overwrite or dest.name not in done or not decodes(dest)]
+    if todo:  # recorded first: a crash while replacing outputs of other settings must not leave them listed
+        done -= {dest.name for _, dest in todo}
+        save_manifest(args.output, settings, done)
+    failed: list[Path] = []
+    with progress_bar(todo, desc="restore", unit="img", dynamic_ncols=True) as bar:
+        for src, dest in bar:
+            try:
+                img = read_image(src)
+            except Sam4irError as err:  # a bad input spoils only itself; a failed write ends the run
+                bar.write(f"sam4ir: error: {err}", file=sys.stderr)
+                failed.append(src)
+                continue
+            write_image(dest, restore_image(net, img, device, args.tile or None, args.overlap))
+            done.add(dest.name)
+            save_manifest(args.output, settings, done)
+    print(f"restored {len(todo) - len(failed)} image(s) into {args.output}; {len(inputs) - len(todo)} already "
+          f"there, kept")
+    if failed:
+        raise Sam4irError(failure_summary(failed, len(inputs)))
 
 
 if __name__ == "__main__":
