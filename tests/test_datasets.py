@@ -11,9 +11,11 @@ import http.server
 import io
 import json
 import re
+import shutil
 import socket
 import sys
 import tarfile
+import tracemalloc
 import urllib.parse
 import zipfile
 from pathlib import Path
@@ -25,10 +27,13 @@ import pytest
 from local_http import serve
 import scipy.io
 import yaml
+from test_io import full_disk
 
+import sam4ir.datasets.extract
 import sam4ir.io
 from sam4ir.data import TASKS
 from sam4ir.datasets import ARCHIVES, DATASETS, Archive, Dataset, FolderPairs, MatBlocks, Source, prepare_download
+from sam4ir.datasets.extract import check_archive
 from sam4ir.download import UnreachableError, download
 from sam4ir.errors import Sam4irError
 from sam4ir.io import read_image
@@ -412,6 +417,91 @@ def test_extraction_resumes_and_drops_pairs_of_other_settings(server, tmp_path, 
     assert written == ["test/input/rain100l__2.png", "test/target/rain100l__2.png"]  # only the unfinished pair
     _prepare(tmp_path, "derain", ["rain13k"], ["rain100h"], mirror=server.url)
     assert _names(out / "test" / "input") == ["rain100h__1", "rain100h__2"]  # rain100l pairs did not survive
+
+
+def test_extraction_repairs_damaged_images_and_removes_stale_temps(server, tmp_path, monkeypatch):
+    """A file under its final name is not trusted because it exists: a cut, emptied or bit-flipped PNG is written
+    again; the hidden temp file of a killed write is removed."""
+    _prepare(tmp_path, "derain", ["rain13k"], ["rain100h", "rain100l"], mirror=server.url)
+    out = tmp_path / "prepared" / "derain"
+    (out / "test" / "target" / "rain100l__2.png").write_bytes(b"")
+    flipped = bytearray((out / "train" / "input" / "rain13k__2.png").read_bytes())
+    flipped[len(flipped) // 2] ^= 0x01  # inside the image data: only its chunk's CRC tells
+    (out / "train" / "input" / "rain13k__2.png").write_bytes(flipped)
+    cut = out / "test" / "input" / "rain100h__1.png"
+    cut.write_bytes(cut.read_bytes()[:-12])  # IEND lost
+    stale = out / "test" / "target" / ".rain100h__2.png.k3j9x_q1.partial"
+    stale.write_bytes(b"half an image")
+    written = []
+
+    def write_image(path, img):
+        written.append(Path(path).relative_to(out).as_posix())
+        sam4ir.io.write_image(path, img)
+
+    monkeypatch.setattr("sam4ir.datasets.prepare.write_image", write_image)
+    _prepare(tmp_path, "derain", ["rain13k"], ["rain100h", "rain100l"], mirror=server.url)
+    assert sorted(written) == ["test/input/rain100h__1.png", "test/input/rain100l__2.png",
+                               "test/target/rain100h__1.png", "test/target/rain100l__2.png",
+                               "train/input/rain13k__2.png", "train/target/rain13k__2.png"]
+    assert not stale.exists()
+    assert np.array_equal(read_image(out / "train" / "input" / "rain13k__2.png"),
+                          _rgb(RAIN_TRAIN["train/Rain13K/input/2.png"]))
+    assert np.array_equal(read_image(cut), _rgb(RAIN_TEST["test/Rain100H/input/1.png"]))
+
+
+def test_full_disk_during_extraction_then_rerun(server, tmp_path, monkeypatch):
+    _prepare(tmp_path, "derain", ["rain13k"], ["rain100h"], mirror=server.url)  # archives fetched and pinned
+    out = tmp_path / "prepared" / "derain"
+    shutil.rmtree(out / "test")
+    room = (out / "settings.json").stat().st_size + len(_png()) * 2  # the settings and about two images fit
+    with monkeypatch.context() as m:
+        full_disk(m, room)
+        with pytest.raises(Sam4irError) as err:
+            _prepare(tmp_path, "derain", ["rain13k"], ["rain100h"], mirror=server.url)
+    msg = _one_line(err)
+    assert re.fullmatch(rf"{re.escape(str(out / 'test'))}/(input|target)/rain100h__\d\.png: cannot write "
+                        r"\(No space left on device\)", msg)
+    assert not list((out / "test").rglob("*.partial"))
+    _prepare(tmp_path, "derain", ["rain13k"], ["rain100h"], mirror=server.url)
+    for side in ("input", "target"):
+        for i in (1, 2):
+            assert np.array_equal(read_image(out / "test" / side / f"rain100h__{i}.png"),
+                                  _rgb(RAIN_TEST[f"test/Rain100H/{side}/{i}.png"]))
+    assert sorted(p.name for p in (out / "test" / "input").iterdir()) == ["rain100h__1.png", "rain100h__2.png"]
+
+
+@pytest.mark.parametrize("bomb", ["ratio", "size"])
+def test_decompression_bomb_is_refused_in_one_line(tmp_path, monkeypatch, bomb):
+    """4 MiB of zeros deflate to about 4 KB; in a tar the member's size is the tell (its limit set low here)."""
+    zeros = bytes(4 << 20)
+    if bomb == "ratio":
+        path = tmp_path / "bomb.zip"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("test/Rain100L/input/1.png", zeros)
+        assert path.stat().st_size < 10_000
+    else:
+        monkeypatch.setattr(sam4ir.datasets.extract, "MAX_MEMBER_BYTES", 1 << 20)
+        path = tmp_path / "bomb.tar.gz"
+        path.write_bytes(_tar_gz({"test/Rain100L/input/1.png": zeros}))
+    with pytest.raises(Sam4irError) as err:
+        check_archive(path)
+    msg = _one_line(err)
+    assert msg.startswith(f"{path}: member test/Rain100L/input/1.png unpacks") and msg.endswith("refused")
+    assert ("over 100:1" if bomb == "ratio" else f"{4 << 20} bytes, over the limit of {1 << 20}") in msg
+
+
+def test_archive_check_streams_members(tmp_path):
+    """Memory stays flat: an 8 MiB member is read in chunks, not whole (it used to be read into one bytes)."""
+    path = tmp_path / "big.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("big.bin", bytes(8 << 20))
+    tracemalloc.start()
+    try:
+        check_archive(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 << 20
 
 
 def test_layout_errors_are_one_line(server, tmp_path):

@@ -1,9 +1,12 @@
-"""sam4ir.download against a local HTTP server (127.0.0.1 only) and file:// URLs."""
+"""sam4ir.download against a local HTTP server (127.0.0.1 only) and file:// URLs, and the SAM checkpoint checks
+built on it (small stand-in files under the official names; nothing is downloaded from outside)."""
 
 from __future__ import annotations
 
 import hashlib
 import http.server
+import json
+import os
 import re
 import socket
 from pathlib import Path
@@ -13,8 +16,11 @@ import pytest
 
 from local_http import serve
 
-from sam4ir.download import download, sha256_file
+import sam4ir.download
+from sam4ir.download import cached_sha256, download, sha256_file
 from sam4ir.errors import Sam4irError
+from sam4ir.sam import SAM_CHECKPOINTS, ensure_checkpoint
+from sam4ir.sam.checkpoints import SAM_SHA256
 
 DATA = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
 SHA256 = hashlib.sha256(DATA).hexdigest()
@@ -164,3 +170,94 @@ def test_file_url(tmp_path):
 def test_bad_hash_argument_rejected(tmp_path):
     with pytest.raises(Sam4irError, match="invalid sha256 prefix"):
         _get("file:///dev/null", tmp_path / "x.bin", sha256_prefix="xyz")
+
+
+# --- remembered digests and the SAM checkpoints ------------------------------------------------------------------
+
+@pytest.fixture
+def hashes(monkeypatch) -> list[str]:
+    """Names of the files sam4ir.download reads through to hash, in order."""
+    read, real = [], sam4ir.download.sha256_file
+
+    def sha256_file(path):
+        read.append(os.fspath(path).rsplit("/", 1)[-1])
+        return real(path)
+
+    monkeypatch.setattr(sam4ir.download, "sha256_file", sha256_file)
+    return read
+
+
+def test_cached_sha256_reads_a_file_once_per_version(tmp_path, hashes):
+    path = tmp_path / "big.bin"
+    path.write_bytes(DATA)
+    assert cached_sha256(path) == cached_sha256(path) == SHA256 and hashes == ["big.bin"]
+    record = json.loads((tmp_path / "big.bin.sha256").read_text())
+    assert record == {"size": len(DATA), "mtime_ns": path.stat().st_mtime_ns, "sha256": SHA256}
+    path.write_bytes(DATA[::-1])  # same size: the new mtime alone must void the record
+    os.utime(path, ns=(record["mtime_ns"] + 10**9,) * 2)
+    assert cached_sha256(path) == hashlib.sha256(DATA[::-1]).hexdigest() and len(hashes) == 2
+    (tmp_path / "big.bin.sha256").write_text("{not json")
+    assert cached_sha256(path) == hashlib.sha256(DATA[::-1]).hexdigest() and len(hashes) == 3
+
+
+def test_verified_download_records_its_digest(tmp_path, hashes):
+    src = tmp_path / "src.bin"
+    src.write_bytes(DATA)
+    dest = _get(src.as_uri(), tmp_path / "out" / "f.bin", sha256=SHA256)
+    assert cached_sha256(dest) == SHA256 and hashes == []  # hashed while verified, not read again
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["f.bin", "f.bin.sha256"]
+
+
+def test_official_checkpoint_table_matches_the_urls():
+    assert set(SAM_SHA256) == {name for name, _ in SAM_CHECKPOINTS.values()}
+    assert all(url.endswith("/" + name) for name, url in SAM_CHECKPOINTS.values())
+    assert all(re.fullmatch(r"[0-9a-f]{64}", digest) for digest in SAM_SHA256.values())
+
+
+@pytest.fixture
+def official_b(monkeypatch) -> str:
+    """Pretend DATA is Meta's sam_vit_b_01ec64.pth (whose MD5 does not start with 01ec64)."""
+    monkeypatch.setitem(SAM_SHA256, "sam_vit_b_01ec64.pth", SHA256)
+    return "sam_vit_b_01ec64.pth"
+
+
+def test_present_official_checkpoint_is_verified_once(tmp_path, official_b, hashes):
+    path = tmp_path / official_b
+    path.write_bytes(DATA)
+    for _ in range(2):
+        assert ensure_checkpoint("vit_b", path, download=False) == path
+    assert hashes == [official_b]
+    damaged = bytearray(DATA)
+    damaged[1000] ^= 1
+    mtime = path.stat().st_mtime_ns
+    path.write_bytes(damaged)  # same size; a clock this coarse could also keep the mtime, so move it on
+    os.utime(path, ns=(mtime + 10**9,) * 2)
+    found = hashlib.sha256(damaged).hexdigest()
+    with pytest.raises(Sam4irError) as err:
+        ensure_checkpoint("vit_b", path, download=False)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{path}: not the official {official_b}")
+    assert SHA256 in msg and found in msg and "delete it" in msg and SAM_CHECKPOINTS["vit_b"][1] in msg
+
+
+def test_present_checkpoint_is_named_by_its_url(tmp_path, official_b):
+    """A file kept under another name is still the official one when its URL says so; a custom one is trusted."""
+    path = tmp_path / "mine.pth"
+    path.write_bytes(b"not the official bytes")
+    assert ensure_checkpoint("vit_b", path, download=False) == path  # a custom checkpoint, as before: not read
+    assert not (tmp_path / "mine.pth.sha256").exists()
+    with pytest.raises(Sam4irError, match="mine.pth: not the official sam_vit_b_01ec64.pth"):
+        ensure_checkpoint("vit_b", path, download=False, url=f"https://example.invalid/{official_b}")
+
+
+def test_official_checkpoint_download_checks_the_full_sha256(tmp_path, official_b, hashes):
+    served = tmp_path / "served" / official_b
+    served.parent.mkdir()
+    served.write_bytes(DATA)
+    dest = ensure_checkpoint("vit_b", tmp_path / "ckpt.pth", download=True, url=served.as_uri(), progress=False)
+    assert dest.read_bytes() == DATA and json.loads((tmp_path / "ckpt.pth.sha256").read_text())["sha256"] == SHA256
+    assert ensure_checkpoint("vit_b", dest, download=False, url=served.as_uri()) == dest and hashes == []
+    served.write_bytes(DATA[:-1] + b"!")
+    with pytest.raises(Sam4irError, match=f"sha256 mismatch \\(expected {SHA256}"):
+        ensure_checkpoint("vit_b", tmp_path / "other.pth", download=True, url=served.as_uri(), progress=False)
+    assert not (tmp_path / "other.pth").exists()

@@ -2,16 +2,19 @@
 
 Bytes stream into ``<dest>.part``; a later call resumes it with an HTTP Range request,
 and the file is renamed onto ``dest`` only once it is complete and its hash matches,
-so ``dest`` existing means "whole and verified". Standard library only (``urllib``),
-which also gives ``file://`` URLs for free. Google Drive links go through Drive's
+so ``dest`` existing means "whole and verified"; its sha256, once computed, is remembered beside it
+(:func:`cached_sha256`), so later checks need not read it again. Transfers use the standard library only
+(``urllib``, which also gives ``file://`` URLs for free). Google Drive links go through Drive's
 "can't scan this file for viruses" confirmation page first (``google_drive=True``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html.parser
 import http.client
+import json
 import os
 import re
 import urllib.error
@@ -21,7 +24,10 @@ from pathlib import Path
 
 
 from sam4ir.errors import Sam4irError
+from sam4ir.io import write_json
 from sam4ir.progress import progress_bar
+
+SIDECAR_SUFFIX = ".sha256"  # <file>.sha256: the file's digest, remembered with its size and mtime
 
 
 class UnreachableError(Sam4irError):
@@ -41,7 +47,8 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, sh
     (the convention of file names such as torch.hub's ``name-<sha256 prefix>.pth`` or SAM's
     ``sam_vit_h_<md5 prefix>.pth``). A file failing a check is deleted and a one-line
     :class:`Sam4irError` names it with the expected and actual digests. An unreachable server
-    raises :class:`UnreachableError`. With ``google_drive`` the URL is a Drive download link
+    raises :class:`UnreachableError`. A computed sha256 is recorded in ``<dest>.sha256`` (:func:`cached_sha256`).
+    With ``google_drive`` the URL is a Drive download link
     (``https://drive.google.com/uc?export=download&id=<id>``) whose large-file confirmation page
     is answered before the file is streamed (and resumed) from the link that page gives.
     """
@@ -55,14 +62,45 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, sh
     file_url = _confirm_google_drive(url, dest, opener, timeout) if google_drive else url
     _fetch(url, dest, part, opener=opener, file_url=file_url, google_drive=google_drive, progress=progress,
            timeout=timeout, chunk_size=chunk_size)
-    _verify(part, dest, checks)
+    actual = _verify(part, dest, checks)
     os.replace(part, dest)
+    if "sha256" in actual:
+        _remember(dest, actual["sha256"])
     return dest
 
 
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex sha256 of a file, read in chunks (checkpoints are gigabytes)."""
     return _digests(Path(path), ["sha256"])["sha256"]
+
+
+def cached_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read once per version of it: the digest is kept in ``<file>.sha256`` with the file's
+    size and mtime and reused while both are unchanged, so checking a multi-GB checkpoint or archive on every
+    run costs a ``stat``, not a re-read. (A change keeping both, to the nanosecond, would go unseen; deleting the
+    ``.sha256`` forces a re-read.)"""
+    path = Path(path)
+    stat = path.stat()
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        record = json.loads(_sidecar(path).read_text())
+        if (record["size"], record["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns) \
+                and re.fullmatch(r"[0-9a-f]{64}", record["sha256"]):
+            return record["sha256"]
+    digest = sha256_file(path)
+    _remember(path, digest, stat)
+    return digest
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def _remember(path: Path, digest: str, stat: os.stat_result | None = None) -> None:
+    """Record ``digest`` beside ``path`` (atomically). ``stat`` is the file's as it was before hashing, so a file
+    changed meanwhile no longer matches its record. A folder we may not write to only costs the next run a re-read."""
+    stat = stat or path.stat()
+    with contextlib.suppress(Sam4irError):
+        write_json(_sidecar(path), {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest})
 
 
 def _checks(sha256: str | None, sha256_prefix: str | None, md5_prefix: str | None) -> list[tuple[str, str, str]]:
@@ -218,16 +256,17 @@ def _reason(err: BaseException) -> str:
     return " ".join(str(reason).split()) or type(err).__name__
 
 
-def _verify(part: Path, dest: Path, checks: list[tuple[str, str, str]]) -> None:
-    """Delete ``part`` and raise if any digest does not start with the expected hex digits."""
+def _verify(part: Path, dest: Path, checks: list[tuple[str, str, str]]) -> dict[str, str]:
+    """Delete ``part`` and raise if any digest does not start with the expected hex digits; return the digests."""
     if not checks:
-        return
+        return {}
     actual = _digests(part, sorted({algo for algo, _, _ in checks}))
     for algo, expected, label in checks:
         if not actual[algo].startswith(expected):
             part.unlink()
             raise Sam4irError(f"{dest.name}: {label} mismatch (expected {expected}, got {actual[algo]}); "
                               f"the download was deleted")
+    return actual
 
 
 def _digests(path: Path, algorithms: list[str]) -> dict[str, str]:

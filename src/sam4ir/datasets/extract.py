@@ -12,7 +12,7 @@ import tarfile
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import IO, Iterator, Protocol
 
 import numpy as np
 
@@ -21,6 +21,15 @@ from sam4ir.errors import Sam4irError
 from sam4ir.io import decode_image
 
 _ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError, ValueError)
+
+MAX_MEMBER_BYTES = 1 << 30
+"""Largest member unpacked (one image; the registered sets' largest are tens of MB): a bigger declared size is a
+corrupt header or a decompression bomb, refused before a byte of it is read."""
+MAX_RATIO = 100
+"""Largest zip compression ratio of a member over :data:`_RATIO_FLOOR`: images barely compress, while a zip bomb's
+zeros deflate about 1000:1."""
+_RATIO_FLOOR = 1 << 20  # smaller members cannot hurt, whatever their ratio (a blank text file compresses well)
+_CHUNK = 1 << 20
 
 
 class PairSource(Protocol):
@@ -33,7 +42,8 @@ class PairSource(Protocol):
 
 def check_archive(path: Path) -> None:
     """Read every byte of an archive once (zip CRCs, tar headers, MATLAB header): a truncated or foreign file
-    (an error page saved as ``.zip``) fails here, in one line, before its digest is pinned."""
+    (an error page saved as ``.zip``) or a decompression bomb fails here, in one line, before its digest is
+    pinned. Members are streamed in chunks, so memory stays flat whatever their size."""
     if path.suffix.lower() == ".mat":
         with open(path, "rb") as f:
             if not f.read(128).startswith(b"MATLAB"):
@@ -41,7 +51,7 @@ def check_archive(path: Path) -> None:
         return
     with _open_members(path) as members:
         for name in members.names():
-            members.read(name)
+            members.check(name)
 
 
 @contextlib.contextmanager
@@ -56,7 +66,8 @@ def open_pairs(layout: FolderPairs | MatBlocks, files: dict[str, Path]) -> Itera
 
 
 class _Members:
-    """Regular files of a zip or tar archive by their ``/``-separated path; read errors are one line."""
+    """Regular files of a zip or tar archive by their ``/``-separated path; read errors are one line, and members
+    over :data:`MAX_MEMBER_BYTES` or :data:`MAX_RATIO` are refused before they are read."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -64,11 +75,13 @@ class _Members:
             if path.name.lower().endswith(".zip"):
                 archive = zipfile.ZipFile(path)
                 self._files = {i.filename.replace("\\", "/"): i for i in archive.infolist() if not i.is_dir()}
-                self._read = archive.read
+                self._sizes = {name: (i.file_size, i.compress_size) for name, i in self._files.items()}
+                self._open = archive.open
             elif re.search(r"\.(tar|tgz|tar\.gz|tar\.bz2|tar\.xz)$", path.name.lower()):
                 archive = tarfile.open(path, "r:*")
                 self._files = {m.name: m for m in archive.getmembers() if m.isfile()}
-                self._read = lambda member: archive.extractfile(member).read()
+                self._sizes = {name: (m.size, None) for name, m in self._files.items()}  # tar compresses as a whole
+                self._open = archive.extractfile
             else:
                 raise Sam4irError(f"{path}: unknown archive type (expected .zip, .tar, .tar.gz, .tgz, .tar.bz2, "
                                   f".tar.xz)")
@@ -80,8 +93,29 @@ class _Members:
         return list(self._files)
 
     def read(self, name: str) -> bytes:
+        """The whole member (one image to decode)."""
+        with self._stream(name) as f:
+            return f.read()
+
+    def check(self, name: str) -> None:
+        """Read the member through in chunks, which checks its CRC (zip) or its length (tar)."""
+        with self._stream(name) as f:
+            while f.read(_CHUNK):
+                pass
+
+    @contextlib.contextmanager
+    def _stream(self, name: str) -> Iterator[IO[bytes]]:
+        """The member as a file; zip and tar readers stop at its declared size, which is checked first."""
+        size, packed = self._sizes[name]
+        if size > MAX_MEMBER_BYTES:
+            raise Sam4irError(f"{self.path}: member {name} unpacks to {size} bytes, over the limit of "
+                              f"{MAX_MEMBER_BYTES} (a corrupt header or a decompression bomb); refused")
+        if packed is not None and size > _RATIO_FLOOR and size > MAX_RATIO * packed:
+            raise Sam4irError(f"{self.path}: member {name} unpacks {packed} bytes to {size}, a ratio over "
+                              f"{MAX_RATIO}:1 (a zip bomb, not images); refused")
         try:
-            return self._read(self._files[name])
+            with self._open(self._files[name]) as f:
+                yield f
         except _ARCHIVE_ERRORS as err:
             raise Sam4irError(f"{self.path}: member {name} is corrupt ({_reason(err)})") from None
 

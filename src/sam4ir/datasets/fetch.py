@@ -8,7 +8,7 @@ from pathlib import Path
 from sam4ir.datasets import lock
 from sam4ir.datasets.extract import check_archive
 from sam4ir.datasets.registry import Archive, Source
-from sam4ir.download import UnreachableError, download, sha256_file
+from sam4ir.download import UnreachableError, cached_sha256, download
 from sam4ir.errors import Sam4irError
 
 
@@ -20,7 +20,8 @@ def fetch_archive(archive: Archive, cache: Path, manifest: Path, *, mirror: str 
     archives under their cache names) only the mirror is asked. When every source fails the one-line error names
     each URL with its reason, where to put the file by hand, and ``pull_hint`` (e.g. a ``dvc pull`` to try).
     A partial download is kept and resumed on the next call. An archive that has no pin yet is read through
-    (:func:`check_archive`) and then pinned, so a corrupt first download is never pinned.
+    (:func:`check_archive`) and then pinned, so a corrupt first download is never pinned. An archive's digest is
+    computed once and remembered beside it (``<file>.sha256``): a later run verifies a multi-GB cache by a ``stat``.
     """
     dest = cache / archive.file
     pinned = lock.read_pins(manifest).get(archive.file)
@@ -39,7 +40,7 @@ def fetch_archive(archive: Archive, cache: Path, manifest: Path, *, mirror: str 
                 raise Sam4irError(f"{err}; replace it, or delete it to download it") from None
             dest.unlink()  # a fresh download that is not what it claims to be (an error page, a cut file)
             raise Sam4irError(f"{err}; the download from {url} was deleted, run again to retry") from None
-        lock.pin(manifest, archive.file, sha256_file(dest), dest.stat().st_size, url)
+        lock.pin(manifest, archive.file, cached_sha256(dest), dest.stat().st_size, url)
     return dest
 
 
@@ -66,7 +67,8 @@ def _mirror_source(mirror: str, file: str) -> Source:
 
 
 def _check_pin(path: Path, pinned: lock.Pin, manifest: Path) -> None:
-    actual = sha256_file(path)
+    """The cached archive against its pin; its digest is read once and then remembered (``<file>.sha256``)."""
+    actual = cached_sha256(path)
     if actual != pinned.sha256:
         raise Sam4irError(f"{path}: sha256 mismatch (expected {pinned.sha256}, {pinned.size} bytes, from {manifest}; "
                           f"got {actual}, {path.stat().st_size} bytes); delete it to download it again")

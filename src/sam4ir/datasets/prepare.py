@@ -4,13 +4,16 @@
 Several sets may share a split (deraining tests on five): their pairs sit side by side, each file name prefixed
 with its set's name and ``__`` (set names never contain ``__``), so one split folder serves training and
 evaluation while per-set scores can still be grouped by the prefix. Extraction is resumable: every image is
-written atomically, and pairs already written under the same settings (``settings.json``) are skipped.
+written atomically, and pairs already written under the same settings (``settings.json``) are skipped once their
+files are checked whole; temp files a killed run left behind are removed.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import zlib
 from pathlib import Path
 from typing import Sequence
 
@@ -21,7 +24,7 @@ from sam4ir.datasets.extract import open_pairs
 from sam4ir.datasets.fetch import fetch_archive
 from sam4ir.datasets.registry import ARCHIVES, DATASETS, Dataset
 from sam4ir.errors import Sam4irError
-from sam4ir.io import write_image, write_json
+from sam4ir.io import PNG_SIGNATURE, TEMP_SUFFIX, write_image, write_json
 from sam4ir.progress import progress_bar
 
 SPLITS = ("train", "test")
@@ -83,13 +86,39 @@ def _recorded(out: Path) -> dict | None:
 
 
 def _extract(dataset: Dataset, name: str, files: dict[str, Path], split_dir: Path, progress: bool) -> int:
-    """Write the set's pairs not yet on disk; return how many pairs it has."""
+    """Write the set's pairs not yet on disk whole; return how many pairs it has."""
+    for kind in ("input", "target"):  # left by a killed run (a finished write renames or removes its own)
+        for stale in (split_dir / kind).glob(f".{name}{SEPARATOR}*{TEMP_SUFFIX}"):
+            stale.unlink(missing_ok=True)
     with open_pairs(dataset.layout, files) as pairs:
         paths = {pair: (split_dir / "input" / f"{name}{SEPARATOR}{pair}.png",
                         split_dir / "target" / f"{name}{SEPARATOR}{pair}.png") for pair in pairs.names}
-        todo = [pair for pair, (inp, tgt) in paths.items() if not (inp.is_file() and tgt.is_file())]
+        todo = [pair for pair, (inp, tgt) in paths.items() if not (_whole_png(inp) and _whole_png(tgt))]
         for pair in progress_bar(todo, desc=f"extract {name}", disable=not progress):
             img, target = pairs.load(pair)
             write_image(paths[pair][0], img)
             write_image(paths[pair][1], target)
         return len(pairs.names)
+
+
+def _whole_png(path: Path) -> bool:
+    """Whether ``path`` is a PNG whose every chunk matches its CRC-32, IEND last, at the end of the file: an
+    existing image is not trusted because it exists (a copy cut short, bit rot, a file placed by hand). Checking
+    the CRCs reads the file once without decoding it, far cheaper than extracting the pair again."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if f.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
+                return False
+            while len(head := f.read(8)) == 8:
+                length, kind = int.from_bytes(head[:4], "big"), head[4:]
+                if length > size - f.tell() - 4:  # a chunk running past the end: cut short, or a garbled length
+                    return False
+                data, crc = f.read(length), f.read(4)
+                if zlib.crc32(data, zlib.crc32(kind)) != int.from_bytes(crc, "big"):
+                    return False
+                if kind == b"IEND":
+                    return f.tell() == size
+            return False
+    except OSError:
+        return False
