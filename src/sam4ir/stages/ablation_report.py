@@ -1,9 +1,11 @@
 """Ablation report (run after ``dvc queue start`` has finished): ``dvc exp show --rev REV --json`` ->
-``reports/ablation.md``, ``reports/ablation.csv``, ``reports/ablation_runs.csv`` and ``reports/ablation.png``
-(a seaborn bar plot of the gain over the control run with its spread over seeds).
+``reports/ablation.md``, ``reports/ablation.csv`` (per configuration x task x method), ``reports/ablation_runs.csv``
+(per experiment) and ``reports/ablation.png`` (gain over the control run and over the no-prior twin, spread over
+seeds).
 
-Only the experiments of one baseline commit (HEAD by default) by default: experiments of older commits ran
-older code, and mixing them would compare different methods.
+Only finished experiments count, each once: not the workspace nor the baseline commit, whose committed results
+may come from another machine. Only the experiments of one baseline commit (HEAD by default): experiments of older
+commits ran older code, and mixing them would compare different methods.
 
     python -m sam4ir.stages.ablation_report [--rev REV | --all-commits] [--json exp.json]
 """
@@ -17,19 +19,24 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import seaborn as sns
 
 from sam4ir.errors import Sam4irError
-from sam4ir.report.ablation import deltas_vs_control, experiment_rows, summarise
+from sam4ir.report.ablation import (NO_PRIOR_TWIN, deltas_vs_control, experiment_rows, figure, provenance,
+                                    summarise, unfinished)
 from sam4ir.report.figures import save_figure
+from sam4ir.report.mechanism import MIN_SEEDS
 from sam4ir.report.tables import to_markdown
 from sam4ir.stages import run_stage
 from sam4ir.stages.report import FLOATS, write_csv, write_text
 
 OUT = Path("reports")
+VS_CONTROL = ["config", "task", "method", "runs", "seeds", "psnr", "d_psnr", "d_psnr_std", "d_psnr_min", "d_psnr_max",
+              "d_psnr_verdict", "d_ssim", "d_ssim_std"]
+VS_NO_PRIOR = ["config", "task", "method", "runs", "seeds", "d_psnr_no_prior", "d_psnr_no_prior_std",
+               "d_psnr_no_prior_min", "d_psnr_no_prior_max", "d_psnr_no_prior_verdict"]
 
 
-def load_exp_show(path: str | None, scope: list[str]) -> list:
+def load_exp_show(path: str | None, scope: list[str]) -> list[dict]:
     if path:
         return json.loads(Path(path).read_text())
     done = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", *scope, "--json"], capture_output=True, text=True)
@@ -46,9 +53,10 @@ def _commit(rev: str) -> str:
     return done.stdout.strip()
 
 
-def experiments(description: str, experiments_only: bool = False) -> tuple[pd.DataFrame, str]:
+def experiments(description: str, experiments_only: bool = True) -> tuple[pd.DataFrame, str]:
     """The command line of the reports built from ``dvc exp show``: the long table of experiment results and a
-    one-line description of where the experiments came from."""
+    one-line description of where the experiments came from. Unfinished experiments are named on stderr, since
+    a report made while the queue still runs counts fewer seeds."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--json", help="saved output of `dvc exp show --json` (default: run it)")
     which = parser.add_mutually_exclusive_group()
@@ -56,30 +64,51 @@ def experiments(description: str, experiments_only: bool = False) -> tuple[pd.Da
     which.add_argument("--all-commits", action="store_true", help="every experiment of every commit (mixes code versions)")
     args = parser.parse_args()
     scope = ["--all-commits"] if args.all_commits else ["--rev", _commit(args.rev)]
-    rows = experiment_rows(load_exp_show(args.json, scope), experiments_only)
+    exp_show = load_exp_show(args.json, scope)
+    if pending := unfinished(exp_show):
+        print(f"sam4ir: not counted, not finished: {', '.join(pending)}", file=sys.stderr)
+    rows = experiment_rows(exp_show, experiments_only)
     if rows.empty:
         raise Sam4irError("no experiment has evaluation metrics yet (run `dvc exp run` / `dvc queue start` first)")
     return rows, args.json or "dvc exp show " + " ".join(scope)
+
+
+def _incomplete(gains: pd.DataFrame) -> list[str]:
+    """One line per row that some experiment of its configuration lacks: its mean is over fewer seeds."""
+    part = gains[gains.missing != ""]
+    lines = [f"- **incomplete**: {r.config} / {r.task} / {r.method}: no result in {r.missing}"
+             for r in part.itertuples()]
+    return lines + [""] if lines else []
 
 
 def main() -> None:
     rows, source = experiments(__doc__.splitlines()[0])
     deltas = deltas_vs_control(rows)
     gains = summarise(deltas)
+    title = provenance(rows)
     write_csv(OUT / "ablation_runs.csv", rows)
     write_csv(OUT / "ablation.csv", gains)
-    floats = {**FLOATS, "d_psnr_std": ".2f", "d_ssim_std": ".4f"}
+    # gains of a few hundredths of a dB: one more digit than the results table
+    floats = FLOATS | {f"{c}{s}": f if s == "_std" else f"+{f}"
+                       for c, f in (("d_psnr", ".3f"), ("d_psnr_no_prior", ".3f"), ("d_ssim", ".4f"))
+                       for s in ("", "_min", "_max", "_std")}
+    twins = gains[gains.d_psnr_no_prior.notna()]
     write_text(OUT / "ablation.md", "\n".join([
         "# Ablations (from `dvc exp show`)", "",
-        f"Experiments: `{source}`. "
-        "Gain of each configuration over the control run of the same experiment (same extra iterations, no priors);",
-        "mean and standard deviation over the experiments (seeds) of that configuration.", "",
-        to_markdown(gains, floats), "", "![ablation](ablation.png)", ""]))
-    sns.set_theme(style="whitegrid")
-    grid = sns.catplot(data=deltas, x="d_psnr", y="config", hue="task", col="method", kind="bar", errorbar="sd",
-                       height=max(2.5, 0.5 * deltas.config.nunique() + 1.5), aspect=1.4)
-    grid.set_axis_labels("ΔPSNR over control (dB); bars: mean, whiskers: sd over seeds", "")
-    save_figure(grid.figure, OUT / "ablation.png")
+        f"Experiments: `{source}` (finished experiments only, each counted once; not the workspace nor the baseline",
+        f"commit's committed results), {title}. `runs`: the experiments (seeds) of the configuration. Mean, std",
+        "(ddof 1), min and max over them. Verdict: *above/below zero* when every seed has the same sign and",
+        f"|mean| > 2 std (at least {MIN_SEEDS} seeds); otherwise *not distinguishable from zero*.", "",
+        *_incomplete(gains),
+        "## Gain over the control run", "",
+        "The same extra iterations without priors, in the same experiment.", "",
+        to_markdown(gains[VS_CONTROL], floats), "",
+        "## Gain over the no-prior twin", "",
+        f"The same run with every pixel unlabelled ({', '.join(f'`{m}` − `{t}`' for m, t in NO_PRIOR_TWIN.items())}):",
+        "what the prior's information brings.", "",
+        to_markdown(twins[VS_NO_PRIOR], floats) if not twins.empty else "No experiment has a no-prior run.", "",
+        "![ablation](ablation.png)", ""]))
+    save_figure(figure(deltas, title), OUT / "ablation.png")
 
 
 if __name__ == "__main__":
