@@ -19,6 +19,7 @@ from sam4ir.data.demo import load_photo
 from sam4ir.errors import Sam4irError
 from sam4ir.io import read_image, read_label_map, write_image
 from sam4ir.metrics import calculate_psnr
+from sam4ir.validation import held_out_psnr
 
 PHOTO = cv2.resize(skimage.data.astronaut(), (96, 96), interpolation=cv2.INTER_AREA)
 DEMO = dict(photos_train=["chelsea", "coffee"], photos_test=["astronaut"], size=32, patches_per_photo=2,
@@ -138,8 +139,8 @@ def test_demo_refuses_to_mix_with_other_images(tmp_path):
 
 # --- scenes demo ------------------------------------------------------------------------------------------------
 
-SCENES = dict(photos_train=["chelsea", "coffee"], photos_test=["astronaut"], size=48, scenes_train=3, scenes_test=2,
-              shapes=[4, 8], flat_fraction=0.5, noise_sigma=25.0, blur_kernel=[5, 9], rain_opacity=[0.7, 1.0])
+SCENES = dict(photos_train=["chelsea", "coffee"], photos_test=["astronaut"], size=48, scenes_train=3, scenes_val=2,
+              scenes_test=2, shapes=[4, 8], flat_fraction=0.5, noise_sigma=25.0, blur_kernel=[5, 9], rain_opacity=[0.7, 1.0])
 
 
 def test_scenes_are_a_function_of_the_seed_with_exact_segment_maps(tmp_path):
@@ -147,10 +148,13 @@ def test_scenes_are_a_function_of_the_seed_with_exact_segment_maps(tmp_path):
     build_scenes("denoise", tmp_path / "b", seed=0, **SCENES)
     build_scenes("denoise", tmp_path / "c", seed=1, **SCENES)
     a, b, c = _files(tmp_path / "a"), _files(tmp_path / "b"), _files(tmp_path / "c")
-    assert summary == {"train": 3, "test": 2} and len(a) == 3 * (3 + 2) and a == b
+    assert summary == {"train": 3, "test": 2, "val": 2} and len(a) == 3 * (3 + 2 + 2) and a == b
+    without_val = build_scenes("denoise", tmp_path / "d", seed=0, **{**SCENES, "scenes_val": 1})
+    assert without_val["val"] == 1 and {k: v for k, v in a.items() if not k.startswith("val")} == {
+        k: v for k, v in _files(tmp_path / "d").items() if not k.startswith("val")}  # val draws touch no other byte
     assert a.keys() == c.keys() and all(a[k] != c[k] for k in a)
     flat_segments = 0
-    for split in ("train", "test"):
+    for split in ("train", "val", "test"):
         for pair in scan_pairs(tmp_path / "a", split):
             target = read_image(pair.target)
             regions = read_label_map(tmp_path / "a" / split / "regions" / f"{pair.name}.png")
@@ -292,6 +296,21 @@ def test_without_augment_the_crop_is_a_plain_window(tmp_path):
         assert (ys == ys[:, :1]).all() and (xs == xs[:1]).all()  # rows share y, columns share x
         corners.add((ys[0, 0], xs[0, 0]))
     assert len(corners) > 1
+
+
+def test_validation_is_held_out_from_training_never_the_test_split(tmp_path):
+    """val_pairs.json moves training pairs into `val` and out of `train`; a generated `val` folder wins; the
+    monitor refuses a validation pair smaller than its crop in one line."""
+    make_folder(tmp_path / "data", {"a": (30, 40), "b": (30, 40), "c": (12, 12)})
+    make_folder(tmp_path / "data", {"t": (30, 40)}, split="test")
+    (tmp_path / "data" / "val_pairs.json").write_text('["b", "c"]')
+    train = PairedDataset(tmp_path / "data", "train", crop=None, augment=False)
+    val = PairedDataset(tmp_path / "data", "val", crop=None, augment=False)
+    assert [p.name for p in train.pairs] == ["a"] and [p.name for p in val.pairs] == ["b", "c"]
+    with pytest.raises(Sam4irError, match=r"validation pair 'c': 12x12 is smaller than train.crop 16"):
+        held_out_psnr(torch.nn.Identity(), val, n=4, crop=16, device=torch.device("cpu"))
+    make_folder(tmp_path / "data", {"v": (30, 40)}, split="val")
+    assert [p.name for p in PairedDataset(tmp_path / "data", "val", crop=None, augment=False).pairs] == ["v"]
 
 
 def test_test_split_returns_whole_images(tmp_path):

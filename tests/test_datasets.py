@@ -43,6 +43,9 @@ RNG = np.random.default_rng(0)
 UUID = "u-5f3a"
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 def _png(h: int = 12, w: int = 16) -> bytes:
     return cv2.imencode(".png", RNG.integers(0, 256, (h, w, 3), dtype=np.uint8))[1].tobytes()
 
@@ -515,8 +518,10 @@ def test_layout_errors_are_one_line(server, tmp_path):
 
 
 def _run_stage(tmp_path: Path, monkeypatch, download: dict) -> None:
-    params = {"tasks": ["derain"], "data": {"source": "download", "download": {
-        "cache": "data/downloads", "manifest": "data/datasets.lock.json", **download}}}
+    params = yaml.safe_load((REPO / "params.yaml").read_text())  # the whole file: stages check all of it
+    params["tasks"] = ["derain"]
+    params["data"].update(source="download", val_pairs=1)
+    params["data"]["download"].update(cache="data/downloads", manifest="data/datasets.lock.json", **download)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["prepare_data", "--task", "derain"])
@@ -526,8 +531,10 @@ def _run_stage(tmp_path: Path, monkeypatch, download: dict) -> None:
 def test_stage_downloads_into_prepared_layout(server, tmp_path, monkeypatch):
     _run_stage(tmp_path, monkeypatch, {"mirror": server.url, "derain": {"train": "rain13k", "test": ["test2800"]}})
     summary = json.loads((tmp_path / "data" / "prepared" / "derain" / "summary.json").read_text())
-    assert summary == {"source": "download", "train": 3, "test": 2,
+    assert summary == {"source": "download", "train": 3, "test": 2, "val": 1,
                        "sets": {"train": {"rain13k": 3}, "test": {"test2800": 2}}}
+    held_out = json.loads((tmp_path / "data" / "prepared" / "derain" / "val_pairs.json").read_text())
+    assert len(held_out) == 1 and held_out[0].startswith("rain13k__")  # a training pair, never a test one
     assert set(_pins(tmp_path / "data")) == {"rain13k_train.zip", "rain13k_test.zip"}
 
 

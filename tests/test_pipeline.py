@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 def tiny_params() -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["tasks"] = ["derain"]  # one task keeps the suite fast; the DAG is the same for every task
-    params["data"]["scenes"].update(size=48, scenes_train=4, scenes_test=2)
+    params["data"]["scenes"].update(size=48, scenes_train=4, scenes_val=2, scenes_test=2)
     params["train"].update(iters=6, batch_size=2, crop=32, val_every=3, ckpt_every=3)
     params["distill"].update(iters=4, teacher_iters=3)
     params["eval"]["save_images"] = 1
@@ -44,7 +44,8 @@ def project(tmp_path_factory) -> Path:
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
                            capture_output=True, text=True, check=True).stdout.split()
     for rel in files:
-        if rel.startswith(("data/", "reports/")) or rel == "dvc.lock" or not (REPO / rel).is_file():
+        committed_results = rel.startswith(("data/", "reports/")) and rel != "data/real/README.md"
+        if committed_results or rel == "dvc.lock" or not (REPO / rel).is_file():
             continue
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, root / rel)
@@ -81,13 +82,27 @@ def test_second_repro_is_a_no_op(project):
 
 
 def test_forced_rerun_reproduces_every_output_bit_for_bit(project):
-    """Training and distillation again from scratch: same weights, logs and metrics, so DVC sees nothing new."""
+    """Data, masks, training, distillation and evaluation again from scratch: the same bytes (no timings or
+    run counts inside an out), so dvc.lock does not change and DVC sees nothing new."""
     lock = (project / "dvc.lock").read_text()
-    out = run([sys.executable, "-m", "dvc", "repro", "--force", "--single-item", "train_baseline@derain",
-               "distill@derain-spd_sgr", "evaluate@derain"], project)
-    assert out.count("Running stage") == 3, out
+    out = run([sys.executable, "-m", "dvc", "repro", "--force", "--single-item", "prepare_data@derain",
+               "sam_masks@derain", "train_baseline@derain", "distill@derain-spd_sgr", "evaluate@derain"], project)
+    assert out.count("Running stage") == 5, out
     assert (project / "dvc.lock").read_text() == lock
     assert "Data and pipelines are up to date" in run([sys.executable, "-m", "dvc", "status"], project)
+
+
+def test_folder_data_is_tracked_by_content(project):
+    """A file added under data/real (where data.source: folder reads) makes prepare_data stale."""
+    extra = project / "data" / "real" / "derain" / "train" / "input" / "x.png"
+    extra.parent.mkdir(parents=True)
+    extra.write_bytes(b"new data")
+    try:
+        status = run([sys.executable, "-m", "dvc", "status", "prepare_data@derain"], project)
+        assert "modified:           data/real" in status, status
+    finally:
+        shutil.rmtree(project / "data" / "real" / "derain")
+    assert "up to date" in run([sys.executable, "-m", "dvc", "status", "prepare_data@derain"], project)
 
 
 def test_remote_cache_shares_masks_and_checkpoints(project, tmp_path):

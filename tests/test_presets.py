@@ -72,22 +72,23 @@ def test_preset_merges_into_params_and_builds_the_released_network(name, base):
 
     spec_name, kwargs = model_spec(merged)
     assert spec_name == model_name
-    assert set(kwargs) == set(preset["model"]["args"])  # replaced, not merged with the demo's NAFNet args
+    # replaced, not merged with the demo's arguments of the same network
+    assert set(kwargs) == set(preset["model"]["args"][model_name])
     with torch.device("meta"):
         net = models.build(spec_name, **kwargs)
     assert models.count_params(net) == n_params
 
 
 def test_merge_is_deep_keeps_order_and_leaves_inputs_alone():
-    base = {"a": 1, "model": {"name": "nafnet", "args": {"width": 8, "enc_blk_nums": [1]}},
+    base = {"a": 1, "model": {"name": "nafnet", "args": {"nafnet": {"width": 8}, "hinet": {"wf": 8, "depth": 3}}},
             "train": {"lr": 0.1, "betas": [0.9, 0.9], "iters": 5}, "z": {"k": 0}}
-    override = {"train": {"betas": [0.9, 0.99], "lr": 0.2}, "model": {"name": "hinet", "args": {"wf": 64}},
+    override = {"train": {"betas": [0.9, 0.99], "lr": 0.2}, "model": {"name": "hinet", "args": {"hinet": {"wf": 64}}},
                 "new": {"x": [1]}}
     snapshot = yaml.safe_dump([base, override])
 
     merged = presets.merge(base, override)
 
-    assert merged == {"a": 1, "model": {"name": "hinet", "args": {"wf": 64}},
+    assert merged == {"a": 1, "model": {"name": "hinet", "args": {"nafnet": {"width": 8}, "hinet": {"wf": 64}}},
                       "train": {"lr": 0.2, "betas": [0.9, 0.99], "iters": 5}, "z": {"k": 0}, "new": {"x": [1]}}
     assert list(merged) == ["a", "model", "train", "z", "new"]
     assert list(merged["train"]) == ["lr", "betas", "iters"]
@@ -110,19 +111,25 @@ def test_check_keys_names_the_offending_key(override, key, base):
 
 def test_check_keys_accepts_new_download_section_and_any_model_args(base):
     presets.check_keys(base, {"data": {"source": "download", "download": {"derain": {"url": "x"}}},
-                              "model": {"name": "hinet", "args": {"wf": 64}}})
+                              "model": {"name": "hinet", "args": {"hinet": {"wf": 64}}}})
 
 
 def test_apply_writes_the_merged_params(tmp_path, base):
     params = tmp_path / "params.yaml"
     params.write_text(PARAMS.read_text())
 
-    returned = presets.apply("deblur-hinet", params, FOLDER)
+    dry = presets.apply("deblur-hinet", params, FOLDER, dry_run=True)
+    assert params.read_text() == PARAMS.read_text()  # a dry run writes nothing
+    assert "-  name: nafnet" in dry and "+  name: hinet" in dry
 
+    assert presets.apply("deblur-hinet", params, FOLDER) == dry
     expected = presets.merge(base, presets.load_preset("deblur-hinet", FOLDER))
-    written = yaml.safe_load(params.read_text())
-    assert written == expected == returned
+    written = yaml.safe_load(params.read_text())  # PyYAML, as DVC reads it: floats such as 1e-7 stay floats
+    assert written == expected
     assert list(written) == list(base)
+    config.load_params(params)  # the schema accepts the result
+    kept = [line for line in PARAMS.read_text().splitlines() if line.lstrip().startswith("#")]
+    assert kept and all(line in params.read_text() for line in kept)  # every comment survives
     assert [p.name for p in tmp_path.iterdir()] == ["params.yaml"]  # no temp file left behind
 
 
@@ -164,7 +171,7 @@ def test_cli_list_and_apply(monkeypatch, capsys, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(PARAMS.read_text())
     assert _cli(monkeypatch, "apply", "denoise-nafnet", "--params", str(params)) == 0
-    assert config.load_params(params)["model"]["args"]["middle_blk_num"] == 12
+    assert config.load_params(params)["model"]["args"]["nafnet"]["middle_blk_num"] == 12
 
     assert _cli(monkeypatch, "apply", "nope", "--params", str(params)) == 1
     assert capsys.readouterr().err.count("\n") == 1

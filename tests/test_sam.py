@@ -34,6 +34,7 @@ TINY_SAM = dict(encoder_embed_dim=32, encoder_depth=2, encoder_num_heads=2, enco
                 image_size=64, window_size=4, prompt_embed_dim=32, decoder_depth=1, decoder_mlp_dim=64,
                 decoder_num_heads=2, iou_head_hidden_dim=32, mask_in_chans=4)
 # Random weights predict heavily overlapping masks; keeping them all (no score filters, NMS off) gives many segments.
+REPO = Path(__file__).resolve().parents[1]
 RELAXED = dict(points_per_side=6, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)
 
 
@@ -266,10 +267,12 @@ def stage_dir(tmp_path, tiny_ckpt, monkeypatch):
             folder = tmp_path / "data" / "prepared" / "derain" / split / kind
             for i in range(n):
                 write_image(folder / f"{split}{i}.png", np.roll(_photo((40, 32)), 5 * i + shift, axis=0))
-    params = {"tasks": ["derain"], "sam": {
-        "backend": "sam", "source": "degraded", "model_type": "vit_b", "checkpoint": str(tiny_ckpt),
-        "download": False, "device": "cpu", "amp": "none", "batch_size": 2, "generator": RELAXED,
-        "classical": {"method": "felzenszwalb", "scale": 100, "sigma": 0.8, "min_size": 20}}}
+    params = yaml.safe_load((REPO / "params.yaml").read_text())  # the whole file: stages check all of it
+    params["tasks"] = ["derain"]
+    params["sam"].update(backend="sam", source="degraded", model_type="vit_b", checkpoint=str(tiny_ckpt),
+                         download=False, device="cpu", amp="none", batch_size=2)
+    params["sam"]["generator"].update(RELAXED)
+    params["sam"]["classical"].update(method="felzenszwalb", scale=100, sigma=0.8, min_size=20)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -289,7 +292,10 @@ def test_stage_writes_label_maps_summary_and_resumes(stage_dir, monkeypatch):
     sam_masks.main(["--task", "derain"])
     summary = json.loads((masks / "summary.json").read_text())
     assert summary["backend"] == "sam" and summary["model_type"] == "vit_b" and summary["complete"]
-    assert summary["splits"]["train"] == {**summary["splits"]["train"], "images": 3, "written": 2, "skipped": 1}
+    assert summary["splits"]["train"] == {**summary["splits"]["train"], "images": 3, "label_maps": 3}
+    run_log = json.loads((stage_dir / "data" / "logs" / "sam_masks" / "derain.json").read_text())
+    assert run_log == {**run_log, "written": 3, "skipped": 2}  # shard 1/2 had done 2 of the 5 maps
+    assert not {"written", "skipped", "seconds", "shard"} & set(summary)  # the DVC out holds no run facts
     assert summary["mean_segments"] > 1
     lab = read_label_map(masks / "train" / "train0.png")
     assert lab.shape == (32, 40)
@@ -303,7 +309,8 @@ def test_stage_writes_label_maps_summary_and_resumes(stage_dir, monkeypatch):
     _set_params(stage_dir, backend="classical")  # other settings: old maps are dropped, not mixed in
     sam_masks.main(["--task", "derain"])
     summary = json.loads((masks / "summary.json").read_text())
-    assert summary["backend"] == "classical" and summary["splits"]["test"]["written"] == 2
+    assert summary["backend"] == "classical" and summary["complete"]
+    assert json.loads((stage_dir / "data" / "logs" / "sam_masks" / "derain.json").read_text())["written"] == 5
     assert read_label_map(masks / "train" / "train0.png").min() == 1  # classical maps cover every pixel
 
 
@@ -315,11 +322,30 @@ def test_stage_recomputes_maps_when_the_images_change(stage_dir):
     new = np.ascontiguousarray(read_image(image)[::-1])  # new data under the same file name (another seed, say)
     write_image(image, new)
     sam_masks.main(["--task", "derain"])
-    summary = json.loads((masks / "summary.json").read_text())
-    assert summary["splits"]["train"]["written"] == 3 and summary["complete"]
+    assert json.loads((masks / "summary.json").read_text())["complete"]
+    assert json.loads((stage_dir / "data" / "logs" / "sam_masks" / "derain.json").read_text())["written"] == 5
     params = yaml.safe_load((stage_dir / "params.yaml").read_text())
     fresh, _ = sam_masks.build_segmenter(params, {"backend": "classical"})
     assert np.array_equal(read_label_map(masks / "train" / "train1.png"), fresh([new])[0])
+
+
+def test_damaged_maps_are_redone_and_temp_files_ignored(stage_dir, capsys):
+    """A 0-byte map (full disk), a truncated one and a killed writer's temp file: the two maps are recomputed to
+    the same bytes, the temp file is never read as an image nor declares the maps stale."""
+    _set_params(stage_dir, backend="classical")
+    masks = stage_dir / "data" / "masks" / "derain"
+    sam_masks.main(["--task", "derain"])
+    good = {p: p.read_bytes() for p in masks.rglob("*.png")}
+    (masks / "train" / "train0.png").write_bytes(b"")
+    (masks / "test" / "test1.png").write_bytes(good[masks / "test" / "test1.png"][:-20])
+    planted = stage_dir / "data" / "prepared" / "derain" / "train" / "input" / ".train0.png.x1y2.partial"
+    planted.write_bytes(b"\x89PNG half")
+    (masks / "train" / ".train1.png.abc.partial").write_bytes(b"")
+    capsys.readouterr()
+    sam_masks.main(["--task", "derain"])
+    assert {p: p.read_bytes() for p in masks.rglob("*.png")} == good
+    assert json.loads((stage_dir / "data" / "logs" / "sam_masks" / "derain.json").read_text())["written"] == 2
+    assert "train0.png: cannot decode label map" in capsys.readouterr().err
 
 
 def test_stage_bad_params_are_one_line(stage_dir):

@@ -105,6 +105,25 @@ def test_a_different_run_id_never_resumes(tmp_path):
     assert steps == [1, 2]
 
 
+@pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 not a whole zip", "truncated"])
+def test_a_damaged_resume_state_is_set_aside_in_one_line(tmp_path, capsys, damage):
+    """A state cut short by a full disk or a bad copy: one warning naming it, moved aside, the run starts afresh
+    and ends with the weights of an uninterrupted run."""
+    reference = objective()
+    fit(reference, NoisyCrops(), CFG, run_id="a")
+    state = tmp_path / "state.pt"
+    fit(objective(), NoisyCrops(), CFG, state_path=state, run_id="a")
+    state.write_bytes(state.read_bytes()[:200] if damage == "truncated" else damage)
+    capsys.readouterr()
+    resumed = objective()
+    fit(resumed, NoisyCrops(), CFG, state_path=state, run_id="a")
+    err = capsys.readouterr().err
+    assert f"{state}: damaged resume state" in err and "state.pt.corrupt" in err
+    assert (tmp_path / "state.pt.corrupt").is_file()
+    for key, value in weights(reference).items():
+        assert torch.equal(value, resumed.nets.state_dict()[key]), key
+
+
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)
@@ -140,7 +159,7 @@ def test_two_process_gloo_ddp_equals_one_process(tmp_path):
 # --- reproducibility across processes: what DVC sees of two runs of the same params --------------------------
 
 def test_initial_weights_are_a_function_of_train_seed_alone():
-    params = {"model": {"name": "nafnet", "args": TINY}, "train": {"seed": 3}}
+    params = {"model": {"name": "nafnet", "args": {"nafnet": TINY}}, "train": {"seed": 3}}
     torch.manual_seed(123)
     before = torch.random.get_rng_state()
     a, b = build_ir(params), build_ir(params)

@@ -12,6 +12,7 @@ from typing import Any, Iterable
 import yaml
 
 from sam4ir.errors import Sam4irError
+from sam4ir.schema import check_params
 
 _MISSING = object()
 
@@ -31,7 +32,9 @@ def read_mapping(path: str | Path) -> dict:
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
+    """The whole file, checked against the schema before anything else happens (one line naming a bad key)."""
     params = read_mapping(path)
+    check_params(params, str(path))
     params["_path"] = str(path)
     return params
 

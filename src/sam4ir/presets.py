@@ -6,25 +6,34 @@ only the keys it sets (the released network and recipe, SAM, data source), and i
 describing it.
 
     python -m sam4ir.presets list
+    python -m sam4ir.presets apply deblur-nafnet --dry-run    # print the change to params.yaml, write nothing
     python -m sam4ir.presets apply deblur-nafnet [--params params.yaml]
+
+Applying edits params.yaml in place with a YAML round trip, so its comments and layout survive; the merged
+result is checked against the params schema before anything is written, and ``git checkout params.yaml``
+undoes it.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import difflib
+import io
 from pathlib import Path
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from sam4ir import config
 from sam4ir.errors import Sam4irError
-from sam4ir.io import atomic_path
+from sam4ir.io import write_bytes
+from sam4ir.schema import check_params
 from sam4ir.stages import run_stage
 
 PRESETS_DIR = Path("configs/paper")  # relative to the repository root, where DVC runs every stage
-# Replaced as a whole, never merged key by key: another model's constructor takes other arguments.
-REPLACED = ("model.args",)
+# Replaced as a whole, never merged key by key: a released network's arguments are the complete constructor call.
+REPLACED_UNDER = "model.args."
 # Sections a preset may bring although params.yaml lacks them (the download data source is new).
 NEW_SECTIONS = ("data.download",)
 
@@ -46,31 +55,39 @@ def load_preset(name: str, folder: str | Path = PRESETS_DIR) -> dict:
 
 
 def merge(base: dict, override: dict) -> dict:
-    """``override`` deep-merged into a copy of ``base``: mappings merge key by key (except ``REPLACED``),
+    """``override`` deep-merged into a copy of ``base``: mappings merge key by key (except under ``REPLACED_UNDER``),
     anything else (scalars, lists) is replaced; ``base``'s key order is kept, new keys come last."""
     return _merge(base, override, "")
 
 
 def check_keys(base: dict, override: dict, where: str = "preset", schema: str = "params.yaml") -> None:
     """One-line error naming the first key of ``override`` that ``base`` (the params ``schema``) does not have,
-    or that is a mapping on one side only; keys under ``NEW_SECTIONS`` and ``REPLACED`` are not checked."""
+    or that is a mapping on one side only; keys under ``NEW_SECTIONS`` and ``REPLACED_UNDER`` are not checked."""
     _check(base, override, "", where, schema)
 
 
-def apply(name: str, params_path: str | Path = "params.yaml", folder: str | Path = PRESETS_DIR) -> dict:
-    """Merge preset ``name`` into ``params_path`` and rewrite that file atomically; returns the merged params.
+def apply(name: str, params_path: str | Path = "params.yaml", folder: str | Path = PRESETS_DIR,
+          dry_run: bool = False) -> str:
+    """Merge preset ``name`` into ``params_path`` (unless ``dry_run``) and return the change as a unified diff.
 
-    The file's comments are not kept (a one-line header names the preset instead); its key order is.
+    The merged params must pass the schema; the file is rewritten atomically with its comments and layout kept.
     """
     base = config.load_params(params_path)
     base.pop("_path")
     preset = load_preset(name, folder)
     check_keys(base, preset, where=str(_path(name, folder)), schema=str(params_path))
-    merged = merge(base, preset)
-    header = f"# {Path(params_path).name}, last changed by: python -m sam4ir.presets apply {name}\n"
-    with atomic_path(params_path) as tmp:
-        tmp.write_text(header + yaml.dump(merged, Dumper=_Dumper, sort_keys=False, width=120))
-    return merged
+    check_params(merge(base, preset), f"{params_path} with preset {name}")
+    old = Path(params_path).read_text()
+    yaml = _round_trip_yaml()
+    tree = yaml.load(old)
+    _merge_in_place(tree, preset, "")
+    buffer = io.StringIO()
+    yaml.dump(tree, buffer)
+    new = buffer.getvalue()
+    if not dry_run:
+        write_bytes(params_path, new.encode())
+    return "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), f"a/{params_path}",
+                                        f"b/{params_path}"))
 
 
 def main() -> None:
@@ -80,6 +97,7 @@ def main() -> None:
     apply_cmd = sub.add_parser("apply", help="merge a preset into params.yaml")
     apply_cmd.add_argument("name")
     apply_cmd.add_argument("--params", default="params.yaml")
+    apply_cmd.add_argument("--dry-run", action="store_true", help="print the change, write nothing")
     args = parser.parse_args()
     if args.command == "list":
         names = _existing(PRESETS_DIR)
@@ -87,20 +105,9 @@ def main() -> None:
         for name in names:
             print(f"{name:<{width}}  {describe(name)}")
     else:
-        apply(args.name, args.params)
-        print(f"{args.params}: preset '{args.name}' applied")
-
-
-class _Dumper(yaml.SafeDumper):
-    """Block mappings, and lists of plain values inline (``betas: [0.9, 0.9]``), as params.yaml is written."""
-
-
-def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
-    inline = not any(isinstance(value, (dict, list)) for value in data)
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=inline)
-
-
-_Dumper.add_representer(list, _represent_list)
+        print(apply(args.name, args.params, dry_run=args.dry_run), end="")
+        done = "would change (dry run, nothing written)" if args.dry_run else "changed; undo: git checkout"
+        print(f"{args.params}: preset '{args.name}' {done}")
 
 
 def _existing(folder: str | Path) -> list[str]:
@@ -117,15 +124,61 @@ def _path(name: str, folder: str | Path) -> Path:
     return Path(folder) / f"{name}.yaml"
 
 
+def _round_trip_yaml() -> YAML:
+    """ruamel in round-trip mode, writing what PyYAML (DVC's and our reader, YAML 1.1) reads back unchanged:
+    ``null`` rather than an empty value, and floats with a dot (PyYAML reads ``1e-07`` as a string)."""
+    yaml = YAML()
+    yaml.width = 4096  # never re-wrap a line the user wrote
+    yaml.representer.add_representer(type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"))
+    yaml.representer.add_representer(float, _represent_float)
+    return yaml
+
+
+def _represent_float(representer: object, value: float) -> object:
+    text = repr(value)
+    mantissa, e, exponent = text.partition("e")
+    if e and "." not in mantissa:
+        text = f"{mantissa}.0e{exponent}"
+    return representer.represent_scalar("tag:yaml.org,2002:float", text)
+
+
+def _replaced(dotted: str) -> bool:
+    return dotted.startswith(REPLACED_UNDER)
+
+
 def _merge(base: dict, override: dict, prefix: str) -> dict:
     merged = copy.deepcopy(base)
     for key, value in override.items():
         dotted = prefix + str(key)
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and dotted not in REPLACED:
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and not _replaced(dotted):
             merged[key] = _merge(merged[key], value, dotted + ".")
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+def _merge_in_place(tree: CommentedMap, override: dict, prefix: str) -> None:
+    """``_merge`` on ruamel's round-trip tree: untouched keys keep their comments; new values are written as
+    params.yaml writes them (block mappings, lists of plain values inline)."""
+    for key, value in override.items():
+        dotted = prefix + str(key)
+        if isinstance(value, dict) and isinstance(tree.get(key), dict) and not _replaced(dotted):
+            _merge_in_place(tree[key], value, dotted + ".")
+        else:
+            tree[key] = _node(value)
+
+
+def _node(value: object) -> object:
+    if isinstance(value, dict):
+        return CommentedMap((key, _node(item)) for key, item in value.items())
+    if isinstance(value, list):
+        node = CommentedSeq(_node(item) for item in value)
+        if any(isinstance(item, (dict, list)) for item in value):
+            node.fa.set_block_style()
+        else:
+            node.fa.set_flow_style()
+        return node
+    return value
 
 
 def _check(base: dict, override: dict, prefix: str, where: str, schema: str) -> None:
@@ -138,7 +191,7 @@ def _check(base: dict, override: dict, prefix: str, where: str, schema: str) -> 
         if isinstance(value, dict) != isinstance(base[key], dict):
             kind = "a mapping" if isinstance(base[key], dict) else "a single value"
             raise Sam4irError(f"{where}: key '{dotted}' should be {kind}, as in {schema}")
-        if isinstance(value, dict) and dotted not in REPLACED:
+        if isinstance(value, dict) and not _replaced(dotted):
             _check(base[key], value, dotted + ".", where, schema)
 
 

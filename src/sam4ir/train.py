@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -190,9 +191,21 @@ def _save_state(path: Path, run_id: str, step: int, objective: nn.Module, opt, s
 
 
 def _load_state(path: Optional[Path], run_id: str, device: torch.device) -> Optional[dict]:
+    """The resume state at ``path`` if it belongs to ``run_id``; a damaged one (a crash while the disk filled, a
+    bad copy) is reported in one line and set aside as ``<name>.corrupt``, and the run starts afresh."""
     if path is None or not path.is_file():
         return None
-    state = torch.load(path, map_location=device, weights_only=True)
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        if not isinstance(state, dict) or not {"run_id", "iter", "nets", "optimizer", "scheduler"} <= set(state):
+            raise ValueError("not a sam4ir resume state")
+    except Exception as err:  # torch.load raises whatever its unpickler or zip reader meets  # noqa: BLE001
+        aside = path.with_name(path.name + ".corrupt")
+        path.replace(aside)
+        detail = " ".join(str(err).split())[:120] or type(err).__name__
+        print(f"sam4ir: warning: {path}: damaged resume state ({detail}); moved to {aside.name}, starting afresh",
+              file=sys.stderr)
+        return None
     return state if state.get("run_id") == run_id else None
 
 

@@ -1,8 +1,14 @@
 """Paired restoration data in one layout for every task: ``<root>/<split>/{input,target}/<name>.<ext>``,
-matched by file name; optional SAM label maps at ``<masks_root>/<split>/<name>.png``."""
+matched by file name; optional SAM label maps at ``<masks_root>/<split>/<name>.png``.
+
+The training monitor's ``val`` split is held out from *training* data, never taken from the test split: a
+``<root>/val`` folder where the source generates one (the scenes demo), otherwise the training pairs listed in
+``<root>/val_pairs.json``, which the ``train`` split then leaves out.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -17,6 +23,7 @@ from sam4ir.errors import Sam4irError
 from sam4ir.io import read_image, read_label_map
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+VAL_PAIRS = "val_pairs.json"  # names of the training pairs held out for the training monitor
 # Where one split holds several benchmark sets (deraining tests on five), names are ``<set>__<image>``.
 SEPARATOR = "__"
 
@@ -89,6 +96,35 @@ def _to_tensor(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(img).permute(2, 0, 1).float().div(255)
 
 
+def held_out_names(root: str | Path) -> set[str]:
+    """Training pairs held out for validation (``<root>/val_pairs.json``); none if the file is absent."""
+    path = Path(root) / VAL_PAIRS
+    if not path.is_file():
+        return set()
+    try:
+        names = json.loads(path.read_text())
+    except ValueError as err:
+        raise Sam4irError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise Sam4irError(f"{path}: expected a JSON list of training pair names")
+    return set(names)
+
+
+def split_pairs(root: str | Path, split: str) -> list[Pair]:
+    """Pairs of ``split`` with the validation hold-out applied: ``train`` without the held-out pairs; ``val`` from
+    ``<root>/val`` if it exists, else the held-out training pairs."""
+    root = Path(root)
+    if split not in ("train", "val"):
+        return scan_pairs(root, split, check_images=False)
+    if split == "val" and (root / "val").is_dir():
+        return scan_pairs(root, "val", check_images=False)
+    held_out = held_out_names(root)
+    pairs = [p for p in scan_pairs(root, "train", check_images=False) if (p.name in held_out) == (split == "val")]
+    if not pairs:
+        raise Sam4irError(f"{root}: no {split} pairs ({VAL_PAIRS} holds {len(held_out)} of the training pairs)")
+    return pairs
+
+
 class PairedDataset(Dataset):
     """Items: ``'input'`` and ``'target'`` (float32 3 x H x W in [0, 1]), ``'name'``, and ``'mask'`` (int64 H x W
     label map) when ``masks_root`` is given.
@@ -104,7 +140,7 @@ class PairedDataset(Dataset):
                  masks_root: str | Path | None = None, cache: bool = True) -> None:
         if crop is not None and crop < 1:
             raise Sam4irError(f"crop: {crop} must be a positive number of pixels")
-        self.pairs = scan_pairs(root, split, check_images=False)  # decoding below checks the images
+        self.pairs = split_pairs(root, split)  # decoding below checks the images
         self.crop, self.augment = crop, augment
         self.masks = Path(masks_root) / split if masks_root is not None else None
         self._cache = [self._load(i) for i in range(len(self.pairs))] if cache else None

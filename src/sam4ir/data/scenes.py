@@ -77,11 +77,11 @@ def dead_leaves_scene(rng: np.random.Generator, photos: list[np.ndarray], size: 
 
 
 def _check_args(task: str, seed: int, photos_train: list[str], photos_test: list[str], size: int,
-                scenes_train: int, scenes_test: int, shapes: list[int], flat_fraction: float) -> None:
+                scenes_train: int, scenes_val: int, scenes_test: int, shapes: list[int], flat_fraction: float) -> None:
     check_photo_split("data.scenes", task, seed, photos_train, photos_test)
     if size < 32:
         raise Sam4irError(f"data.scenes.size: {size} is too small (at least 32 pixels)")
-    for key, n in (("scenes_train", scenes_train), ("scenes_test", scenes_test)):
+    for key, n in (("scenes_train", scenes_train), ("scenes_val", scenes_val), ("scenes_test", scenes_test)):
         if n < 1:
             raise Sam4irError(f"data.scenes.{key}: {n} must be at least 1")
     if len(shapes) != 2 or not 0 <= shapes[0] <= shapes[1]:
@@ -91,18 +91,23 @@ def _check_args(task: str, seed: int, photos_train: list[str], photos_test: list
 
 
 def build_scenes(task: str, out_dir: str | Path, *, seed: int, photos_train: list[str], photos_test: list[str],
-                 size: int, scenes_train: int, scenes_test: int, shapes: list[int], flat_fraction: float,
-                 noise_sigma: float, blur_kernel: tuple[int, int], rain_opacity: tuple[float, float]) -> dict:
-    """Write ``out_dir/{train,test}/{input,target,regions}/scene_<k>.png`` for ``task``.
+                 size: int, scenes_train: int, scenes_val: int, scenes_test: int, shapes: list[int],
+                 flat_fraction: float, noise_sigma: float, blur_kernel: tuple[int, int],
+                 rain_opacity: tuple[float, float]) -> dict:
+    """Write ``out_dir/{train,val,test}/{input,target,regions}/scene_<k>.png`` for ``task``.
 
     The clean scenes (and their segment maps) depend on ``seed`` and the split only, so every task sees the same
-    scenes; the degradation is drawn from ``(seed, task, split, k)``. Returns ``{'train': n, 'test': n}``.
+    scenes; the degradation is drawn from ``(seed, task, split, k)``. Validation scenes (the training monitor's)
+    use the training photos with their own draws, so adding them changes no train or test byte.
+    Returns ``{'train': n, 'val': n, 'test': n}``.
     """
-    _check_args(task, seed, photos_train, photos_test, size, scenes_train, scenes_test, shapes, flat_fraction)
+    _check_args(task, seed, photos_train, photos_test, size, scenes_train, scenes_val, scenes_test, shapes,
+                flat_fraction)
     out_dir = Path(out_dir)
     counts = {}
     for s, (split, names, count) in enumerate((("train", photos_train, scenes_train),
-                                               ("test", photos_test, scenes_test))):
+                                               ("test", photos_test, scenes_test),
+                                               ("val", photos_train, scenes_val))):
         photos = [load_photo(name) for name in names]
         stems = {f"scene_{k:03d}" for k in range(count)}
         for sub in ("input", "target", "regions"):

@@ -19,7 +19,7 @@ from typing import Sequence
 
 
 from sam4ir.data import scan_pairs
-from sam4ir.data.paired import SEPARATOR
+from sam4ir.data.paired import SEPARATOR, VAL_PAIRS
 from sam4ir.datasets.extract import open_pairs
 from sam4ir.datasets.fetch import fetch_archive
 from sam4ir.datasets.registry import ARCHIVES, DATASETS, Dataset
@@ -60,10 +60,12 @@ def prepare_download(task: str, train: Sequence[str], test: Sequence[str], out: 
 
 
 def clear(out: Path) -> None:
-    """Remove the prepared pairs and their settings (before a source that rebuilds everything)."""
-    for split in SPLITS:
+    """Remove the prepared pairs, the validation hold-out and their settings (before a source that rebuilds
+    everything)."""
+    for split in (*SPLITS, "val"):
         shutil.rmtree(out / split, ignore_errors=True)
-    (out / "settings.json").unlink(missing_ok=True)
+    for name in ("settings.json", VAL_PAIRS):
+        (out / name).unlink(missing_ok=True)
 
 
 def _check_sets(task: str, split: str, names: list[str]) -> None:

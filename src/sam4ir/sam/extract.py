@@ -1,13 +1,14 @@
 """Running a segmenter over a folder of images, resumably and shardable.
 
-Each label map is written atomically as ``<out_dir>/<image stem>.png``; an existing one is
-skipped, so a killed run continues where it stopped, and ``shard=(i, n)`` lets n processes
-(or GPUs) split the sorted image list without coordination.
+Each label map is written atomically as ``<out_dir>/<image stem>.png``; an existing one that decodes is
+skipped, so a killed run continues where it stopped (a damaged one is redone, never trusted because it exists),
+and ``shard=(i, n)`` lets n processes (or GPUs) split the sorted image list without coordination.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -32,7 +33,7 @@ def extract_masks(image_paths: Iterable[str | os.PathLike], out_dir: str | os.Pa
     if batch_size < 1:
         raise Sam4irError(f"batch size {batch_size}: expected >= 1")
     mine = select_shard(image_paths, shard)
-    todo = [p for p in mine if not label_map_path(out_dir, p).is_file()]
+    todo = [p for p in mine if not _intact(label_map_path(out_dir, p))]
     start = time.perf_counter()
     with progress_bar(total=len(mine), initial=len(mine) - len(todo), unit="img", desc=desc, disable=not progress) as bar:
         for i in range(0, len(todo), batch_size):
@@ -46,6 +47,18 @@ def extract_masks(image_paths: Iterable[str | os.PathLike], out_dir: str | os.Pa
             bar.update(len(batch))
     return {"images": len(mine), "written": len(todo), "skipped": len(mine) - len(todo),
             "seconds": round(time.perf_counter() - start, 3)}
+
+
+def _intact(path: Path) -> bool:
+    """A kept label map must decode; a 0-byte or truncated one (a full disk, a crashed copy) is redone."""
+    if not path.is_file():
+        return False
+    try:
+        read_label_map(path)
+    except Sam4irError as err:
+        print(f"sam4ir: note: {err}; recomputing it", file=sys.stderr)
+        return False
+    return True
 
 
 def select_shard(image_paths: Iterable[str | os.PathLike], shard: tuple[int, int]) -> list[Path]:

@@ -71,9 +71,9 @@ def load_task_params(args: argparse.Namespace) -> dict:
 
 
 def model_spec(params: dict) -> tuple[str, dict]:
+    """``model.name`` and its constructor arguments (``model.args`` holds one entry per network)."""
     name = config.get(params, "model.name", choices=models.MODELS)
-    kwargs = config.get(params, "model.args", {}, kind=dict)
-    return name, dict(kwargs)
+    return name, dict(config.get(params, f"model.args.{name}", kind=dict))
 
 
 def build_ir(params: dict) -> nn.Module:
@@ -150,7 +150,7 @@ def train_run(params: dict, paths: TaskPaths, method: str, objective: nn.Module,
     augment = config.get(params, "train.augment", True, kind=bool)
     train_set = PairedDataset(paths.prepared, "train", crop=crop, augment=augment, masks_root=masks,
                               cache=config.get(params, "train.cache_images", True, kind=bool))
-    test_set = PairedDataset(paths.prepared, "test", crop=None, augment=False)
+    val_set = PairedDataset(paths.prepared, "val", crop=None, augment=False)
     data_id = sorted((p.name, p.stat().st_size) for p in (paths.prepared / "train").rglob("*.png"))
     init_id = files_sha256([init_file]) if init_file else None
     code_id = files_sha256(sorted(Path(sam4ir.__file__).parent.rglob("*.py")))  # never resume older code's state
@@ -166,7 +166,7 @@ def train_run(params: dict, paths: TaskPaths, method: str, objective: nn.Module,
             desc=f"{paths.task}/{method} warm-up", info=info, device=device)
     fit(objective, train_set, cfg, state_path=state_path, run_id=run_id, desc=f"{paths.task}/{method}",
         log=live_logger(live) if live else None, info=info, device=device,
-        validate=held_out_psnr(ir1, test_set, n=4, crop=crop, device=device))
+        validate=held_out_psnr(ir1, val_set, n=4, crop=crop, device=device))
     if not info.main:
         return
     name, kwargs = model_spec(params)

@@ -39,7 +39,7 @@ def _constant_params(source: str) -> str:
     params = yaml.safe_load(text) or {}
     get = lambda section, key: (params.get(section) or {}).get(key, "?")  # noqa: E731
     return (f"data source `{get('data', 'source')}`, model `{get('model', 'name')}` "
-            f"{get('model', 'args')}, SPF prior `{get('spf', 'prior')}`, IR2 init `{get('spf', 'ir2_init')}`, "
+            f"{(get('model', 'args') or {}).get(get('model', 'name'), '?')}, SPF prior `{get('spf', 'prior')}`, IR2 init `{get('spf', 'ir2_init')}`, "
             f"λ₁ = {get('distill', 'spd_weight')}, λ₂ = {get('distill', 'sgr_weight')}, "
             f"{get('train', 'iters')} baseline + {get('distill', 'teacher_iters')} teacher warm-up + "
             f"{get('distill', 'iters')} distillation iterations")

@@ -6,15 +6,21 @@
 one format and a corrupt or unmatched file is reported here, once. ``download`` fetches the real benchmarks named
 in ``data.download.<task>`` (see :mod:`sam4ir.datasets`) into the cache ``data.download.cache``, verifies or pins
 them in ``data.download.manifest`` and extracts them, resuming where a killed run stopped.
+
+The training monitor's validation pairs are held out from the training data: the scenes demo generates its own
+``val`` split (``data.scenes.scenes_val`` scenes from the training photos); the other sources list
+``data.val_pairs`` training pairs, drawn from ``data.seed``, in ``val_pairs.json``, and training leaves them out.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 
 from sam4ir import config
 from sam4ir.data import build_demo, build_scenes, scan_pairs
+from sam4ir.data.paired import VAL_PAIRS
 from sam4ir.datasets import clear, prepare_download
 from sam4ir.io import read_image, write_image, write_json
 from sam4ir.stages import run_stage
@@ -60,7 +66,19 @@ def main() -> None:
         summary = import_folder(Path(config.get(params, f"data.folder.{args.task}", kind=str)), out)
     else:
         summary = prepare_download(args.task, out=out, **download_args(params, args.task))
+    if source != "scenes":
+        summary["val"] = hold_out(out, config.get(params, "data.val_pairs", kind=int),
+                                  config.get(params, "data.seed", kind=int))
     write_json(out / "summary.json", {"source": source, **summary})
+
+
+def hold_out(out: Path, n: int, seed: int) -> int:
+    """Write ``val_pairs.json``: ``n`` training pairs (at most half of them) drawn from ``seed``."""
+    names = [pair.name for pair in scan_pairs(out, "train", check_images=False)]
+    count = min(n, len(names) // 2)
+    chosen = sorted(np.random.default_rng([seed, 7]).choice(names, size=count, replace=False).tolist())
+    write_json(out / VAL_PAIRS, chosen)
+    return count
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ IMAGE_BACKENDS = ("sam", "classical")  # segment the image's pixels (also usable
 BACKENDS = (*IMAGE_BACKENDS, "oracle", "none", "shuffled")
 SOURCE_DIRS = {"degraded": "input", "target": "target"}  # sam.source -> folder of data/prepared/<task>/<split>
 SEGMENTATION_CODE = Path(sam_package.__file__).parent  # its modules decide what a label map is
+RUN_LOGS = Path("data/logs/sam_masks")  # per-run timings: not a DVC out, so they never change the masks' hash
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -72,21 +73,27 @@ def main(argv: list[str] | None = None) -> None:
 
     runs = {split: extract_masks(images[split], paths.masks / split, labeler(split), batch_size=batch_size,
                                  shard=shard, desc=f"{args.task}/{split}") for split in SPLITS}
-    summary = {**settings, "task": args.task, "shard": args.shard, "splits": {}}
+    summary = {**settings, "task": args.task, "splits": {}}
     counts_all = []
     for split in SPLITS:
         done = [label_map_path(paths.masks / split, p) for p in images[split]]
         counts = segment_counts([p for p in done if p.is_file()])
         counts_all += counts
         summary["splits"][split] = {"images": len(images[split]), "label_maps": len(counts),
-                                    "mean_segments": _mean(counts), "written": runs[split]["written"],
-                                    "skipped": runs[split]["skipped"]}
+                                    "mean_segments": _mean(counts)}
     summary.update(images=sum(len(v) for v in images.values()), label_maps=len(counts_all),
-                   mean_segments=_mean(counts_all), seconds=round(sum(r["seconds"] for r in runs.values()), 3))
+                   mean_segments=_mean(counts_all))
     summary["complete"] = summary["label_maps"] == summary["images"]
+    # Only what the maps are goes into the DVC out (a forced or resumed run must hash the same); how this run
+    # went (written, kept, seconds, masks/s) goes to a log beside it.
     write_json(paths.masks / "summary.json", summary)
+    run_log = {"task": args.task, "shard": args.shard, "backend": backend,
+               **{key: sum(r[key] for r in runs.values()) for key in ("written", "skipped", "seconds")}}
+    run_log["masks_per_second"] = round(run_log["written"] / run_log["seconds"], 3) if run_log["seconds"] else None
+    write_json(RUN_LOGS / f"{args.task}.json", run_log)
     print(f"sam_masks {args.task}: {summary['label_maps']}/{summary['images']} label maps ({settings['backend']}), "
-          f"{summary['mean_segments']} segments per image on average, {summary['seconds']} s")
+          f"{summary['mean_segments']} segments per image on average; this run wrote {run_log['written']} in "
+          f"{run_log['seconds']} s, kept {run_log['skipped']} (log: {RUN_LOGS / args.task}.json)")
 
 
 def build_labeler(params: dict, settings: dict, images: dict[str, list[Path]]

@@ -1,0 +1,111 @@
+"""The params schema: every bad value the issue tracker listed fails in one line naming its key, before a stage
+reads any data; the shipped params.yaml and every combination the README suggests pass."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sam4ir import config
+from sam4ir.errors import Sam4irError
+from sam4ir.schema import check_params
+
+REPO = Path(__file__).resolve().parents[1]
+PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def with_value(key: str, value: object) -> dict:
+    tree = copy.deepcopy(PARAMS)
+    *parents, last = key.split(".")
+    node = tree
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return tree
+
+
+def test_shipped_params_pass():
+    check_params(copy.deepcopy(PARAMS), "params.yaml")
+
+
+@pytest.mark.parametrize("key, value", [
+    ("model.name", "hinet"), ("model.name", "restormer"), ("sam.backend", "oracle"), ("sam.backend", "shuffled"),
+    ("distill.sgr_weight", 0), ("train.device", "cuda:1"), ("data.source", "download"), ("spf.prior", "both"),
+    ("train.seed", 2), ("distill.teacher_iters", 0),
+])
+def test_values_the_readme_suggests_pass(key, value):
+    check_params(with_value(key, value), "params.yaml")
+
+
+@pytest.mark.parametrize("key, value, reason", [
+    ("train.lr", -1, "greater than 0"),
+    ("train.lr", float("nan"), "finite"),
+    ("train.lr", "4e-3", "valid number"),  # PyYAML reads 4e-3 (no dot) as a string
+    ("train.weight_decay", -1, "greater than or equal to 0"),
+    ("train.betas", [0.9], "at least 2"),
+    ("train.betas", [0.9, 1.5], "less than 1"),
+    ("train.device", "foo", "pattern"),
+    ("train.num_workers", -1, "greater than or equal to 0"),
+    ("train.min_lr", 1.0, "above train.lr"),
+    ("spf.prior", "foo", "'mean'"),
+    ("distill.analyzer", "vgg", "'ir_features'"),
+    ("sam.model_type", "vit_x", "'vit_h'"),
+    ("data.degradation.blur_kernel", [7, 3], "low end above"),
+    ("tasks", ["derain", "derain"], "twice"),
+    ("tasks", ["dehaze"], "'derain'"),
+    ("model.name", "swinir", "'nafnet'"),
+    ("model.args.nafnet", {"widht": 8}, "no argument 'widht'"),
+    ("eval.test_y_channel.derain", "yes", "valid boolean"),
+    ("data.folder", {"derain": "/mnt/rain"}, "not inside data/real/"),
+    ("data.folder", {"derain": "data/real/../../x"}, "not inside data/real/"),
+])
+def test_bad_values_are_one_line_naming_the_key(key, value, reason):
+    with pytest.raises(Sam4irError) as err:
+        check_params(with_value(key, value), "params.yaml")
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"params.yaml: param '{key}"), message  # or an item of it: 'train.betas.1'
+    assert reason in message, message
+
+
+def test_unknown_and_missing_keys_are_named():
+    typo = with_value("train.ema_decay", 0.999)
+    with pytest.raises(Sam4irError, match=r"unknown param 'train\.ema_decay'"):
+        check_params(typo, "params.yaml")
+    missing = copy.deepcopy(PARAMS)
+    del missing["distill"]["spd_weight"]
+    with pytest.raises(Sam4irError, match=r"missing param 'distill\.spd_weight'"):
+        check_params(missing, "params.yaml")
+
+
+def test_args_of_the_chosen_network_must_exist():
+    tree = with_value("model.args", {"nafnet": {}})
+    tree["model"]["name"] = "hinet"
+    with pytest.raises(Sam4irError, match=r"param 'model' .*no entry for model.name 'hinet'"):
+        check_params(tree, "params.yaml")
+
+
+def test_load_params_checks_the_whole_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(with_value("spf.prior", "foo")))
+    with pytest.raises(Sam4irError, match=rf"{path}: param 'spf\.prior'"):
+        config.load_params(path)
+
+
+def test_a_stage_fails_in_seconds_before_reading_data(tmp_path):
+    """prepare_data, the DAG's first stage, refuses a bad key of a section it does not even use (spf), with one
+    line and exit 1, and creates nothing."""
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(with_value("spf.prior", "foo")))
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "sam4ir.stages.prepare_data", "--task", "derain"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - start < 10
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0 and "param 'spf.prior' = 'foo'" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
