@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
+
+from sam4ir.stages import run_stage
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,6 +95,26 @@ def test_forced_rerun_reproduces_every_output_bit_for_bit(project):
     assert "Data and pipelines are up to date" in run([sys.executable, "-m", "dvc", "status"], project)
 
 
+def test_full_disk_during_evaluate_is_one_line_and_a_rerun_restores_the_outputs(project, monkeypatch):
+    from sam4ir.stages import evaluate
+    from test_io import full_disk
+
+    outs = [project / "data" / "eval" / "derain" / name for name in ("per_image.csv", "metrics.json")]
+    good = [p.read_bytes() for p in outs]
+    for path in outs:
+        path.unlink()
+    monkeypatch.chdir(project)
+    monkeypatch.setattr(sys, "argv", ["evaluate", "--task", "derain"])
+    with monkeypatch.context() as patch:
+        full_disk(patch, 0)
+        with pytest.raises(SystemExit) as stop:
+            run_stage(evaluate.main)
+    assert stop.value.code == 1
+    assert not any(path.exists() for path in outs)  # nothing half-written under a real name
+    run_stage(evaluate.main)
+    assert [p.read_bytes() for p in outs] == good
+
+
 def test_folder_data_is_tracked_by_content(project):
     """A file added under data/real (where data.source: folder reads) makes prepare_data stale."""
     extra = project / "data" / "real" / "derain" / "train" / "input" / "x.png"
@@ -142,3 +165,33 @@ def test_a_prior_control_reruns_masks_and_distill_only(project):
         for label_map in (masks / split).glob("*.png"):
             truth = project / "data" / "prepared" / "derain" / split / "regions" / label_map.name
             assert label_map.read_bytes() == truth.read_bytes()
+
+
+def test_sam_size_table_from_two_small_sams(project, tmp_path):
+    """Two small random SAMs through the real segment_anything code: masks -> distill -> evaluate per experiment,
+    then the SAM-size table over sam.model_type (its numbers mean nothing: random SAM weights, tiny data)."""
+    from sam4ir.sam import build_sam, save_sam_with_config
+
+    sizes = {"vit_b": dict(encoder_embed_dim=16, encoder_depth=1), "vit_l": dict(encoder_embed_dim=32, encoder_depth=2)}
+    for model_type, size in sizes.items():
+        torch.manual_seed(0)
+        config = dict(encoder_num_heads=2, encoder_global_attn_indexes=[0], image_size=64, window_size=4,
+                      prompt_embed_dim=16, decoder_depth=1, decoder_mlp_dim=32, decoder_num_heads=2,
+                      iou_head_hidden_dim=16, mask_in_chans=4, **size)
+        checkpoint = f"data/sam/small_{model_type}.pth"
+        save_sam_with_config(build_sam(**config), config, project / checkpoint)
+        out = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "sam.backend=sam", "-S",
+                   f"sam.model_type={model_type}", "-S", f"sam.checkpoint={checkpoint}", "-S", "sam.download=false",
+                   "-S", "sam.generator.points_per_side=4", "-S", "sam.generator.pred_iou_thresh=0.0",
+                   "-S", "sam.generator.stability_score_thresh=0.0", "-S", "sam.generator.box_nms_thresh=1.0",
+                   "-S", "eval.segmentation_check=false"], project)
+        assert {"sam_masks", "distill", "evaluate"} <= ran_stages(out), out
+    run([sys.executable, "-m", "sam4ir.stages.paper_tables", "sam_size", "--out", str(tmp_path)], project)
+    table = pd.read_csv(tmp_path / "sam_size.csv")
+    mean = table[table.set == "mean"]
+    assert set(mean["sam.model_type"]) == set(sizes)  # the other experiments' priors were not SAM's
+    for model_type in sizes:
+        rows = mean[mean["sam.model_type"] == model_type]
+        assert {"baseline", "control", "no_prior", "spd_sgr", "ir2"} <= set(rows.method)
+        assert (rows.segments_per_image > 0).all() and (rows.priors == "sam").all()
+    assert "vit_b" in (tmp_path / "sam_size.md").read_text()

@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ import yaml
 from segment_anything.utils.amg import mask_to_rle_pytorch
 
 from local_http import serve
+from test_io import full_disk
 
 import sam4ir
 from sam4ir.errors import Sam4irError
@@ -346,6 +348,22 @@ def test_damaged_maps_are_redone_and_temp_files_ignored(stage_dir, capsys):
     assert {p: p.read_bytes() for p in masks.rglob("*.png")} == good
     assert json.loads((stage_dir / "data" / "logs" / "sam_masks" / "derain.json").read_text())["written"] == 2
     assert "train0.png: cannot decode label map" in capsys.readouterr().err
+
+
+def test_full_disk_during_extraction_is_one_line_and_a_rerun_completes(stage_dir, monkeypatch):
+    _set_params(stage_dir, backend="classical")
+    masks = stage_dir / "data" / "masks" / "derain"
+    sam_masks.main(["--task", "derain"])
+    good = {p: p.read_bytes() for p in masks.rglob("*.png")}
+    shutil.rmtree(masks)
+    with monkeypatch.context() as patch:
+        full_disk(patch, 3000)  # settings.json and a map or two fit, then the disk is full
+        with pytest.raises(Sam4irError) as err:
+            sam_masks.main(["--task", "derain"])
+    assert "\n" not in str(err.value) and "cannot write (No space left on device)" in str(err.value)
+    assert all(p.read_bytes() == good[p] for p in masks.rglob("*.png"))  # what exists is whole
+    sam_masks.main(["--task", "derain"])
+    assert {p: p.read_bytes() for p in masks.rglob("*.png")} == good
 
 
 def test_stage_bad_params_are_one_line(stage_dir):

@@ -77,7 +77,7 @@ def _eval_metrics(data: dict) -> dict[str, dict]:
     for path, metrics in (data.get("metrics") or {}).items():
         parts = path.split("/")
         if parts[:2] == ["data", "eval"] and len(parts) > 3 and isinstance((metrics or {}).get("data"), dict):
-            found[parts[2]] = metrics["data"]
+            found[parts[2]] = {m: v for m, v in metrics["data"].items() if isinstance(v, dict) and "psnr" in v}
     return found
 
 

@@ -11,6 +11,8 @@ and ``ir2_no_prior``, the no_prior run's IR2 (fed no regions): what the cascade 
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import torch
 
@@ -79,7 +81,12 @@ def main() -> None:
     with atomic_path(paths.eval / "per_image.csv") as tmp:
         per_image.to_csv(tmp, index=False, float_format="%.6f")
     columns = [c for c in ("psnr", "ssim", "seg_miou") if c in per_image]
-    write_json(paths.eval / "metrics.json", summarise_scores(per_image, columns))
+    metrics = summarise_scores(per_image, columns)
+    for method, net in nets.items():  # the network evaluated, counted from its checkpoint: the tables' size column
+        metrics[method]["params"] = models.count_params(net)
+    masks = json.loads((paths.masks / "summary.json").read_text())  # what the priors were: the SAM-size table's
+    metrics["masks"] = {"backend": masks["backend"], "segments_per_image": masks["mean_segments"]}
+    write_json(paths.eval / "metrics.json", metrics)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,7 @@ def main() -> None:
     for task in tasks:
         paths = TaskPaths(task)
         metrics = json.loads((paths.eval / "metrics.json").read_text())
+        metrics.pop("masks", None)  # what the priors were, not a method
         masks = json.loads((paths.masks / "summary.json").read_text())
         backends[task] = masks.get("backend", "?")
         n_params = {m: count_params(load_model(paths.run(m) / "model.pt", "cpu")) for m in EVALUATED}

@@ -1,0 +1,83 @@
+"""The paper's tables from experiments: the main table (task x IR model x method) and the SAM-size table
+(task x ``sam.model_type`` x method), each cell a mean over the seeds of its configuration.
+
+Both read ``dvc exp show --json`` through :mod:`sam4ir.report.ablation` (finished experiments only, each once);
+a configuration is the value of the table's axis param (``model.name`` or ``sam.model_type``), and the gains are
+paired within each experiment: against its own baseline, control and no-prior runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sam4ir.report.ablation import _eval_metrics, _flatten, revisions
+from sam4ir.report.mechanism import verdict
+
+METHODS = ("baseline", "control", "no_prior", "spd", "spd_sgr", "ir2")  # ir2: needs SAM at inference
+AXES = {"main": "model.name", "sam_size": "sam.model_type"}
+
+
+def table_rows(exp_show: list[dict], axis: str) -> pd.DataFrame:
+    """One row per finished experiment x task x method x test set (``set`` = ``mean`` for the average over sets,
+    the field's convention): ``axis`` value, seed, psnr, ssim, params, and the experiment's prior statistics."""
+    rows = []
+    for rev in revisions(exp_show):
+        if rev.state != "success" or not rev.data or not rev.experiment:
+            continue
+        flat = _flatten((rev.data.get("params") or {}).get("params.yaml", {}).get("data") or {})
+        raw = {p.split("/")[2]: m.get("data") or {} for p, m in (rev.data.get("metrics") or {}).items()
+               if p.startswith("data/eval/")}
+        for task, methods in _eval_metrics(rev.data).items():
+            masks = raw.get(task, {}).get("masks") or {}
+            for method, values in methods.items():
+                if method not in METHODS:
+                    continue
+                sets = {"mean": values, **(values.get("sets") or {})}
+                for name, scores in sets.items():
+                    rows.append({"experiment": rev.name, "commit": rev.commit, axis: flat.get(axis),
+                                 "model_args": _args(flat, flat.get("model.name")),
+                                 "seed": flat.get("train.seed"), "task": task, "method": method, "set": name,
+                                 "psnr": scores.get("psnr"), "ssim": scores.get("ssim"),
+                                 "params": values.get("params"), "priors": masks.get("backend"),
+                                 "segments_per_image": masks.get("segments_per_image"),
+                                 "data_source": flat.get("data.source")})
+    return pd.DataFrame(rows)
+
+
+def _args(flat: dict, name: str | None) -> str:
+    """The chosen network's constructor arguments, from the flattened params (``model.args.<name>.<arg>``)."""
+    prefix = f"model.args.{name}."
+    return ", ".join(f"{k[len(prefix):]}={v}" for k, v in flat.items() if k.startswith(prefix))
+
+
+def paper_table(rows: pd.DataFrame, axis: str) -> pd.DataFrame:
+    """Per task x ``axis`` value x method x set: mean PSNR/SSIM over seeds, ``runs``, the parameter count, and
+    ΔPSNR against the baseline, the control and the no-prior run (paired per experiment; mean, std and the
+    verdict of :func:`sam4ir.report.mechanism.verdict`)."""
+    keys = ["experiment", "task", "set"]
+    wide = rows.pivot_table(index=keys, columns="method", values="psnr", aggfunc="first")
+    deltas = rows.copy()
+    for ref in ("baseline", "control", "no_prior"):
+        ref_psnr = wide[ref] if ref in wide else pd.Series(np.nan, index=wide.index)
+        deltas[f"d_psnr_{ref}"] = deltas["psnr"].to_numpy() - ref_psnr.reindex(
+            pd.MultiIndex.from_frame(deltas[keys])).to_numpy()
+    group = ["task", axis, "method", "set"]
+    out = []
+    for (task, value, method, name), g in deltas.groupby(group, sort=False):
+        row = {"task": task, axis: value, "method": method, "set": name, "runs": len(g),
+               "seeds": " ".join(str(s) for s in sorted(g.seed)), "params": g.params.iloc[0],
+               "psnr": g.psnr.mean(), "psnr_std": g.psnr.std(ddof=1) if len(g) > 1 else np.nan,
+               "ssim": g.ssim.mean(), "priors": g.priors.iloc[0],
+               "segments_per_image": g.segments_per_image.mean()}
+        for ref in ("baseline", "control", "no_prior"):
+            d = g[f"d_psnr_{ref}"].dropna()
+            row[f"d_psnr_{ref}"] = d.mean() if len(d) and method != ref else np.nan
+            if ref != "baseline":
+                row[f"d_psnr_{ref}_verdict"] = verdict(d) if len(d) and method != ref else ""
+        out.append(row)
+    table = pd.DataFrame(out)
+    position = table.method.map({m: i for i, m in enumerate(METHODS)})
+    return (table.assign(_mean_last=table.set == "mean", _method=position)
+            .sort_values(["task", axis, "_mean_last", "set", "_method"], kind="stable")
+            .drop(columns=["_mean_last", "_method"]).reset_index(drop=True))

@@ -1,0 +1,84 @@
+"""The main table (task x model x method) and the SAM-size table from a `dvc exp show --json` built with DVC's own
+classes: means over seeds, gains paired within each experiment, parameter counts from `evaluate`, per-set rows
+and their average, and the workspace / baseline commit never counted."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from dvc.repo.experiments.serialize import ExpExecutor, ExpRange, ExpState, SerializableExp
+
+from sam4ir.report.paper_tables import paper_table, table_rows
+from sam4ir.stages.paper_tables import build
+
+BASELINE = "def5678" + "0" * 33
+MODELS = {"nafnet": 42423, "hinet": 86278}
+GAIN = {"nafnet": [0.2, 0.3, 0.25], "hinet": [0.1, -0.1, 0.05]}  # spd_sgr - control per seed
+
+
+def _metrics(model: str, seed: int) -> dict:
+    base = 25.0 + seed + (1.0 if model == "hinet" else 0.0)
+    psnr = {"input": base - 5, "baseline": base, "control": base + 0.1, "no_prior": base + 0.1,
+            "spd_sgr": base + 0.1 + GAIN[model][seed], "ir2": base + 1}
+    methods = {m: {"psnr": p, "ssim": p / 100, "params": MODELS[model], "sets": {
+        "rain100h": {"psnr": p - 1, "ssim": 0.5}, "rain100l": {"psnr": p + 1, "ssim": 0.6}}} for m, p in psnr.items()}
+    return {**methods, "masks": {"backend": "sam", "segments_per_image": 10.0 + seed}}
+
+
+def _state(rev: str, model: str, seed: int, name: str | None = None, **kw) -> ExpState:
+    params = {"params.yaml": {"data": {"model": {"name": model, "args": {"nafnet": {"width": 12}, "hinet": {"wf": 8}}},
+                                       "train": {"seed": seed}, "data": {"source": "scenes"},
+                                       "sam": {"model_type": "vit_b"}}}}
+    metrics = {"data/eval/derain/metrics.json": {"data": _metrics(model, seed)}}
+    return ExpState(rev=rev, name=name, data=SerializableExp(rev=rev, params=params, metrics=metrics), **kw)
+
+
+def exp_show() -> list[dict]:
+    ranges = []
+    for model in MODELS:
+        for seed in range(3):
+            name = f"{model}-s{seed}"
+            rev = name.encode().hex().ljust(40, "0")
+            ranges.append(ExpRange(revs=[_state(rev, model, seed, name)], executor=ExpExecutor(state="success"),
+                                   name=name))
+    outliers = [_state("workspace", "nafnet", 0), _state(BASELINE, "nafnet", 0, "main", experiments=ranges)]
+    for state in outliers:  # any of them counted would show: 99 dB
+        state.data.metrics["data/eval/derain/metrics.json"]["data"]["baseline"]["psnr"] = 99.0
+    return json.loads(json.dumps([s.dumpd() for s in outliers], default=str))
+
+
+@pytest.fixture(scope="module")
+def table():
+    return paper_table(table_rows(exp_show(), "model.name"), "model.name")
+
+
+def test_each_model_method_and_set_is_a_mean_over_three_seeds(table):
+    assert set(table["model.name"]) == set(MODELS) and (table.runs == 3).all()
+    assert set(table.set) == {"rain100h", "rain100l", "mean"}
+    row = table[(table["model.name"] == "nafnet") & (table.method == "baseline") & (table.set == "mean")].iloc[0]
+    assert row.psnr == pytest.approx(26.0)  # 25, 26, 27: the 99 dB of main and the workspace are not counted
+    assert list(table[(table["model.name"] == "hinet") & (table.set == "mean")].method) == [
+        "baseline", "control", "no_prior", "spd_sgr", "ir2"]
+
+
+def test_gains_are_paired_per_experiment_with_verdicts(table):
+    mean = table[table.set == "mean"].set_index(["model.name", "method"])
+    assert mean.loc[("nafnet", "spd_sgr"), "d_psnr_control"] == pytest.approx(0.25)
+    assert mean.loc[("nafnet", "spd_sgr"), "d_psnr_baseline"] == pytest.approx(0.35)
+    assert mean.loc[("nafnet", "spd_sgr"), "d_psnr_control_verdict"] == "above zero"
+    assert mean.loc[("hinet", "spd_sgr"), "d_psnr_control_verdict"] == "not distinguishable from zero"
+    assert mean.loc[("nafnet", "baseline"), "d_psnr_control"] == pytest.approx(-0.1)
+
+
+def test_parameter_counts_are_equal_for_baseline_and_distilled(table):
+    for model, n in MODELS.items():
+        assert set(table[table["model.name"] == model].params) == {n}
+
+
+def test_pages_name_commit_seeds_and_axis(tmp_path):
+    _, main_md = build("main", exp_show(), "exp.json")
+    assert "def5678" in main_md and "seeds 0 1 2" in main_md and "| nafnet |" in main_md
+    sam_table, sam_md = build("sam_size", exp_show(), "exp.json")
+    assert set(sam_table["sam.model_type"]) == {"vit_b"} and "segments_per_image" in sam_md
+    assert sam_table.segments_per_image.iloc[0] == pytest.approx(11.0)
