@@ -30,7 +30,7 @@ def _state(rev: str, model: str, seed: int, name: str | None = None, **kw) -> Ex
     params = {"params.yaml": {"data": {"model": {"name": model, "args": {"nafnet": {"width": 12}, "hinet": {"wf": 8}}},
                                        "train": {"seed": seed}, "data": {"source": "scenes"},
                                        "sam": {"model_type": "vit_b"}}}}
-    metrics = {"data/eval/derain/metrics.json": {"data": _metrics(model, seed)}}
+    metrics = {"reports/metrics.json": {"data": {"derain": _metrics(model, seed)}}}
     return ExpState(rev=rev, name=name, data=SerializableExp(rev=rev, params=params, metrics=metrics), **kw)
 
 
@@ -44,7 +44,7 @@ def exp_show() -> list[dict]:
                                    name=name))
     outliers = [_state("workspace", "nafnet", 0), _state(BASELINE, "nafnet", 0, "main", experiments=ranges)]
     for state in outliers:  # any of them counted would show: 99 dB
-        state.data.metrics["data/eval/derain/metrics.json"]["data"]["baseline"]["psnr"] = 99.0
+        state.data.metrics["reports/metrics.json"]["data"]["derain"]["baseline"]["psnr"] = 99.0
     return json.loads(json.dumps([s.dumpd() for s in outliers], default=str))
 
 

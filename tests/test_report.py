@@ -55,9 +55,12 @@ def test_per_set_table_deltas_against_the_baseline_of_the_same_set():
     assert (table.loc[(slice(None), "baseline"), "d_psnr"] == 0).all()
 
 
-def test_single_set_task_has_no_per_set_rows():
+def test_single_set_task_has_one_row_per_method_and_no_average():
     single = {m: {k: v for k, v in r.items() if k != "sets"} for m, r in METRICS.items()}
-    assert per_set_table(single, task="denoise").empty
+    table = per_set_table(single, task="denoise")
+    assert set(table.set) == {"test"} and len(table) == len(METRICS) - 1  # every method but the input
+    spd_sgr = table.set_index("method").loc["spd_sgr"]
+    assert spd_sgr.psnr == single["spd_sgr"]["psnr"] and spd_sgr.d_psnr == spd_sgr.psnr - single["baseline"]["psnr"]
 
 
 def test_sets_side_by_side_is_the_papers_layout():

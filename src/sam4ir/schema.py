@@ -228,7 +228,7 @@ class Eval(Section):
 
 
 class Report(Section):
-    latency_runs: Count
+    latency_runs: Size  # 0: no latency measured (a byte-stable report)
     latency_size: Annotated[int, Field(ge=16)]
 
 

@@ -71,14 +71,25 @@ def unfinished(exp_show: list[dict]) -> list[str]:
     return [f"{r.name} ({r.state})" for r in revisions(exp_show) if r.experiment and r.state != "success"]
 
 
-def _eval_metrics(data: dict) -> dict[str, dict]:
-    """task -> {method: {psnr, ssim, ...}} from ``data/eval/<task>/metrics.json`` (training logs are not results)."""
+def task_metrics(data: dict) -> dict[str, dict]:
+    """task -> the whole evaluation record of one revision (methods, and ``masks``): from ``reports/metrics.json``
+    (``<task>.<method>.psnr``), or from the per-task ``data/eval/<task>/metrics.json`` of older commits."""
+    files = data.get("metrics") or {}
+    compact = ((files.get("reports/metrics.json") or {}).get("data")) or {}
+    if compact:
+        return {task: record for task, record in compact.items() if isinstance(record, dict)}
     found = {}
-    for path, metrics in (data.get("metrics") or {}).items():
+    for path, metrics in files.items():
         parts = path.split("/")
         if parts[:2] == ["data", "eval"] and len(parts) > 3 and isinstance((metrics or {}).get("data"), dict):
-            found[parts[2]] = {m: v for m, v in metrics["data"].items() if isinstance(v, dict) and "psnr" in v}
+            found[parts[2]] = metrics["data"]
     return found
+
+
+def _eval_metrics(data: dict) -> dict[str, dict]:
+    """task -> {method: {psnr, ssim, ...}} (training logs and the ``masks`` record are not results)."""
+    return {task: {m: v for m, v in record.items() if isinstance(v, dict) and "psnr" in v}
+            for task, record in task_metrics(data).items()}
 
 
 def experiment_rows(exp_show: list[dict], experiments_only: bool = False) -> pd.DataFrame:

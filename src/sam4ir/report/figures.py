@@ -8,10 +8,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from sam4ir.io import atomic_path, read_image  # noqa: E402
+from sam4ir.io import atomic_path, read_image, write_image  # noqa: E402
 
 
 def read_live_metric(live_dir: Path, name: str) -> pd.DataFrame:
@@ -29,11 +30,13 @@ def save_figure(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
-def line_facets(df: pd.DataFrame, *, y: str, hue: str, col: str, path: Path, title: str) -> None:
-    """Seaborn line plots of ``y`` over ``step``, one panel per ``col`` value."""
+def line_facets(df: pd.DataFrame, *, y: str, hue: str, col: str, path: Path, title: str,
+                row: str | None = None) -> None:
+    """Seaborn line plots of ``y`` over ``step``, one panel per ``col`` (and ``row``) value, each panel on its own
+    y axis (loss terms of very different scales stay readable)."""
     sns.set_theme(style="whitegrid")
-    grid = sns.relplot(data=df, x="step", y=y, hue=hue, col=col, kind="line", height=3.2, aspect=1.2,
-                       facet_kws={"sharey": False})
+    grid = sns.relplot(data=df, x="step", y=y, hue=hue, col=col, row=row, kind="line", height=2.6 if row else 3.2,
+                       aspect=1.3, facet_kws={"sharey": False})
     grid.figure.suptitle(title, y=1.03)
     save_figure(grid.figure, path)
 
@@ -62,3 +65,21 @@ def image_grid(rows: list[dict[str, Path]], columns: list[str], labels: dict[str
                     ax.set_title(labels.get(col, col), fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+ERROR_GAIN = 4  # absolute errors are small; x4 makes a 16-level error visible, and every panel shares the scale
+
+
+def restoration_panels(rows: list[dict[str, Path]], columns: list[str], folder: Path, task: str) -> None:
+    """DVC image plots: ``<task>_<image>_<column>.png`` for each image and column, and beside every column but
+    the target its absolute-error map against the target (``..._error.png``, x ``ERROR_GAIN``, same scale for all
+    methods), so `dvc plots diff exp-a exp-b` puts two experiments' restorations and errors side by side."""
+    for row in rows:
+        target = read_image(row["target"]).astype(np.int16)
+        stem = row["target"].stem
+        for col in columns:
+            img = read_image(row[col])
+            write_image(folder / f"{task}_{stem}_{col}.png", img)
+            if col != "target":
+                error = np.clip(np.abs(img.astype(np.int16) - target) * ERROR_GAIN, 0, 255).astype(np.uint8)
+                write_image(folder / f"{task}_{stem}_{col}_error.png", error)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sam4ir.report.ablation import _eval_metrics, _flatten, revisions
+from sam4ir.report.ablation import _eval_metrics, _flatten, revisions, task_metrics
 from sam4ir.report.mechanism import verdict
 
 METHODS = ("baseline", "control", "no_prior", "spd", "spd_sgr", "ir2")  # ir2: needs SAM at inference
@@ -26,8 +26,7 @@ def table_rows(exp_show: list[dict], axis: str) -> pd.DataFrame:
         if rev.state != "success" or not rev.data or not rev.experiment:
             continue
         flat = _flatten((rev.data.get("params") or {}).get("params.yaml", {}).get("data") or {})
-        raw = {p.split("/")[2]: m.get("data") or {} for p, m in (rev.data.get("metrics") or {}).items()
-               if p.startswith("data/eval/")}
+        raw = task_metrics(rev.data)
         for task, methods in _eval_metrics(rev.data).items():
             masks = raw.get(task, {}).get("masks") or {}
             for method, values in methods.items():

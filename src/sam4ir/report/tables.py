@@ -46,13 +46,14 @@ PER_SET_COLUMNS = ["task", "set", "method", "psnr", "ssim", "d_psnr", "d_ssim"]
 def per_set_table(metrics: dict[str, dict], *, task: str) -> pd.DataFrame:
     """Long table of a task tested on several sets (``sets`` in its ``metrics.json``): one row per set x method
     (not the input), then ``average`` rows (the unweighted mean over sets); deltas against ``baseline``.
-    Empty for a task with one test set."""
+    A task with one test set has one row per method (set ``test``)."""
     rows = []
     for method, m in metrics.items():
-        if method == "input" or "sets" not in m:
+        if method == "input":
             continue
-        for name, v in {**m["sets"], "average": m}.items():
-            base = metrics["baseline"]["sets"].get(name, metrics["baseline"])
+        sets = {**m["sets"], "average": m} if "sets" in m else {"test": m}
+        for name, v in sets.items():
+            base = metrics["baseline"].get("sets", {}).get(name, metrics["baseline"])
             rows.append({"task": task, "set": name, "method": method, "psnr": v["psnr"], "ssim": v["ssim"],
                          "d_psnr": v["psnr"] - base["psnr"], "d_ssim": v["ssim"] - base["ssim"]})
     return pd.DataFrame(rows, columns=PER_SET_COLUMNS)

@@ -122,12 +122,29 @@ def open_live(path: Path, resumed_at: int) -> Live:
 
 
 def live_logger(live: Live):
+    """``log(step, record)`` for :func:`sam4ir.train.fit`: every value becomes a dvclive curve; the summary
+    (``metrics.json``) holds what a reader compares runs by, the monitor's last and best validation PSNR,
+    not the last learning rate or loss."""
     def log(step: int, record: dict) -> None:
         live.step = step
         for key, value in record.items():
             live.log_metric(key, value)
+        live.summary = val_psnr_summary(Path(live.plots_dir) / "metrics" / "val_psnr.tsv")
         live.make_summary()
     return log
+
+
+def val_psnr_summary(tsv: Path) -> dict:
+    """Last and best ``val_psnr`` of a dvclive TSV (a resumed run's earlier rows included), and the best's step."""
+    if not tsv.is_file():
+        return {}
+    header, *rows = [line.split("\t") for line in tsv.read_text().splitlines()]
+    steps = [int(r[header.index("step")]) for r in rows]
+    values = [float(r[header.index("val_psnr")]) for r in rows]
+    if not values:
+        return {}
+    best = max(range(len(values)), key=values.__getitem__)
+    return {"val_psnr": values[-1], "val_psnr_best": values[best], "val_psnr_best_step": steps[best]}
 
 
 def train_run(params: dict, paths: TaskPaths, method: str, objective: nn.Module, cfg: TrainConfig,
