@@ -405,10 +405,8 @@ def test_tar_archive_with_rain_norain_layout(server, tmp_path, monkeypatch):
                           _rgb(members["./Rain100L/norain/norain-002.png"]))
 
 
-def test_extraction_resumes_and_drops_pairs_of_other_settings(server, tmp_path, monkeypatch):
-    _prepare(tmp_path, "derain", ["rain13k"], ["rain100h", "rain100l"], mirror=server.url)
-    out = tmp_path / "prepared" / "derain"
-    (out / "test" / "target" / "rain100l__2.png").unlink()  # as if killed between a pair's two writes
+def record_writes(monkeypatch, out: Path) -> list[str]:
+    """The images extraction writes from now on, relative to ``out`` (they are still written)."""
     written = []
 
     def write_image(path, img):
@@ -416,6 +414,14 @@ def test_extraction_resumes_and_drops_pairs_of_other_settings(server, tmp_path, 
         sam4ir.io.write_image(path, img)
 
     monkeypatch.setattr("sam4ir.datasets.prepare.write_image", write_image)
+    return written
+
+
+def test_extraction_resumes_and_drops_pairs_of_other_settings(server, tmp_path, monkeypatch):
+    _prepare(tmp_path, "derain", ["rain13k"], ["rain100h", "rain100l"], mirror=server.url)
+    out = tmp_path / "prepared" / "derain"
+    (out / "test" / "target" / "rain100l__2.png").unlink()  # as if killed between a pair's two writes
+    written = record_writes(monkeypatch, out)
     _prepare(tmp_path, "derain", ["rain13k"], ["rain100h", "rain100l"], mirror=server.url)
     assert written == ["test/input/rain100l__2.png", "test/target/rain100l__2.png"]  # only the unfinished pair
     _prepare(tmp_path, "derain", ["rain13k"], ["rain100h"], mirror=server.url)
@@ -435,13 +441,7 @@ def test_extraction_repairs_damaged_images_and_removes_stale_temps(server, tmp_p
     cut.write_bytes(cut.read_bytes()[:-12])  # IEND lost
     stale = out / "test" / "target" / ".rain100h__2.png.k3j9x_q1.partial"
     stale.write_bytes(b"half an image")
-    written = []
-
-    def write_image(path, img):
-        written.append(Path(path).relative_to(out).as_posix())
-        sam4ir.io.write_image(path, img)
-
-    monkeypatch.setattr("sam4ir.datasets.prepare.write_image", write_image)
+    written = record_writes(monkeypatch, out)
     _prepare(tmp_path, "derain", ["rain13k"], ["rain100h", "rain100l"], mirror=server.url)
     assert sorted(written) == ["test/input/rain100h__1.png", "test/input/rain100l__2.png",
                                "test/target/rain100h__1.png", "test/target/rain100l__2.png",

@@ -48,10 +48,14 @@ class Degradation(Section):
     rain_opacity: FractionRange
 
 
-class Scenes(Section):
+class PhotoSplit(Section):
+    """The offline sources: train and test images from disjoint scikit-image photos."""
     photos_train: list[str] = Field(min_length=1)
     photos_test: list[str] = Field(min_length=1)
     size: Annotated[int, Field(ge=16)]
+
+
+class Scenes(PhotoSplit):
     scenes_train: Count
     scenes_val: Count
     scenes_test: Count
@@ -59,10 +63,7 @@ class Scenes(Section):
     flat_fraction: Fraction
 
 
-class Demo(Section):
-    photos_train: list[str] = Field(min_length=1)
-    photos_test: list[str] = Field(min_length=1)
-    size: Annotated[int, Field(ge=16)]
+class Demo(PhotoSplit):
     patches_per_photo: Count
 
 
