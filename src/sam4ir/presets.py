@@ -106,7 +106,7 @@ def main() -> None:
             print(f"{name:<{width}}  {describe(name)}")
     else:
         print(apply(args.name, args.params, dry_run=args.dry_run), end="")
-        done = "would change (dry run, nothing written)" if args.dry_run else "changed; undo: git checkout"
+        done = "would change (dry run, nothing written)" if args.dry_run else f"changed; undo: git checkout {args.params}"
         print(f"{args.params}: preset '{args.name}' {done}")
 
 
