@@ -318,3 +318,17 @@ def test_16_bit_images_keep_opencvs_8_bit_values_with_one_warning(tmp_path, monk
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_image(tmp_path / "b.png")  # reported once per process, not once per image
+
+
+def test_alpha_is_dropped_with_one_warning(tmp_path, monkeypatch):
+    monkeypatch.setattr(sam4ir.io, "_reported", set())
+    rgba = np.dstack([cv2.cvtColor(PHOTO, cv2.COLOR_RGB2BGR), np.full(PHOTO.shape[:2], 7, np.uint8)])
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(tmp_path / name), rgba)
+    with pytest.warns(UserWarning, match=r"a\.png: alpha channel dropped"):
+        np.testing.assert_array_equal(read_image(tmp_path / "a.png"), PHOTO)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_image(tmp_path / "b.png")
+        write_image(tmp_path / "c.png", PHOTO)
+        read_image(tmp_path / "c.png")  # an RGB PNG is not reported

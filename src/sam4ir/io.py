@@ -223,6 +223,10 @@ def _png_bit_depth(data: bytes) -> int | None:
     return data[24] if data.startswith(PNG_SIGNATURE) and data[12:16] == b"IHDR" and len(data) > 24 else None
 
 
+def _png_has_alpha(data: bytes) -> bool:
+    return data.startswith(PNG_SIGNATURE) and data[12:16] == b"IHDR" and len(data) > 25 and data[25] in (4, 6)
+
+
 def _note_once(key: str, message: str) -> None:
     """A warning the first time only: a 16-bit data set would otherwise print one per image and epoch."""
     if key not in _reported:
@@ -240,12 +244,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 def decode_image(data: bytes, where: str | os.PathLike, checked: bool = False) -> np.ndarray:
     """RGB ``H x W x 3`` uint8 of an encoded image (e.g. an archive member), with ``cv2.IMREAD_COLOR``'s
     conversions (grey replicated, alpha dropped, EXIF orientation applied, 16 bits cut to their high byte -- a
-    one-time warning names the first such file); truncated data is an error naming ``where``."""
+    one-time warning names the first 16-bit and the first alpha file); truncated data is an error naming ``where``."""
     if not checked and (problem := _truncation(data)):
         raise Sam4irError(f"{where}: cannot decode image ({problem})")
     img = _decode(data, where, cv2.IMREAD_COLOR, "image")
     if _png_bit_depth(data) == 16:
         _note_once("16-bit", f"{where}: 16-bit image read as 8 bits (high byte kept); later ones are not reported")
+    if _png_has_alpha(data):
+        _note_once("alpha", f"{where}: alpha channel dropped (restoration works on RGB); later ones are not reported")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
