@@ -188,3 +188,10 @@ def test_resumed_run_logs_each_step_once(tmp_path):
     rows = (tmp_path / "plots" / "metrics" / "loss.tsv").read_text().splitlines()
     assert [r.split("\t")[0] for r in rows] == ["step", "10", "20", "30", "40", "50"]
     assert rows[-2].endswith("40.5")
+
+
+def test_training_log_is_a_few_lines_when_not_in_a_terminal(capsys):
+    """stderr captured (not a terminal): 40 steps are the bar's first and last draw, not a line per step."""
+    fit(objective(), NoisyCrops(), TrainConfig(iters=40, batch_size=2, lr=1e-3), desc="quiet")
+    redraws = capsys.readouterr().err.replace("\r", "\n").count("quiet:")
+    assert 1 <= redraws <= 3, redraws

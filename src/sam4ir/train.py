@@ -163,7 +163,7 @@ def fit(objective: nn.Module, train_set: Dataset, cfg: TrainConfig, *, state_pat
         if not info.main:
             continue
         record["lr"] = sched.get_last_lr()[0]
-        bar.set_postfix(loss=f"{record['loss']:.4f}")
+        bar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)  # a refresh per step would be a log line per step
         if validate is not None and (step % cfg.val_every == 0 or step == cfg.iters):
             objective.eval()
             with torch.no_grad():
