@@ -12,7 +12,7 @@ METHOD_LABELS = {
     "no_prior": "IR1 + SPD + SGR, no regions (prior control)",
     "spd": "IR1 + SPD",
     "spd_sgr": "IR1 + SPD + SGR (ours)",
-    "ir2": "IR2 + SAM priors (SPF branch; needs SAM at inference)",
+    "ir2": "IR2 + {priors} priors (SPF branch; needs the segmenter at inference)",
     "ir2_no_prior": "IR2 of no_prior, fed no regions",
 }
 NEEDS_SAM = {"ir2"}
@@ -28,7 +28,7 @@ def results_table(metrics: dict[str, dict], *, task: str, model: str, params: di
         if method == "input":
             continue
         rows.append({
-            "task": task, "model": model, "method": method, "description": METHOD_LABELS.get(method, method),
+            "task": task, "model": model, "method": method, "description": METHOD_LABELS.get(method, method).format(priors=priors),
             "psnr": m["psnr"], "ssim": m["ssim"],
             "d_psnr": m["psnr"] - base["psnr"], "d_ssim": m["ssim"] - base["ssim"],
             "d_psnr_control": m["psnr"] - metrics.get("control", nan)["psnr"],

@@ -82,7 +82,7 @@ def main() -> None:
         rows = [{c: (paths.eval / "images" / c / f"{p.stem}.png") for c in GRID_COLUMNS if c != "target"}
                 | {"target": paths.prepared / "test" / "target" / f"{p.stem}.png"}
                 for p in sorted((paths.eval / "images" / "baseline").glob("*.png"))]
-        labels = {**METHOD_LABELS, IR2_ROW: f"IR2 + priors ({backends[task]})", "target": "target"}
+        labels = {**METHOD_LABELS, IR2_ROW: f"IR2 + {backends[task]} priors", "target": "target"}
         image_grid(rows, GRID_COLUMNS, labels, OUT / "figures" / f"grid_{task}.png", zoom=32)
         restoration_panels(rows, GRID_COLUMNS, OUT / "figures" / "restored", task)
     # One compact metrics file for `dvc exp show` / `dvc metrics diff`: keys read <task>.<method>.psnr
