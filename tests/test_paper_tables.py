@@ -76,6 +76,15 @@ def test_parameter_counts_are_equal_for_baseline_and_distilled(table):
         assert set(table[table["model.name"] == model].params) == {n}
 
 
+def test_experiments_that_change_other_params_are_left_out():
+    """An ablation of the same commit (here distill.sgr_weight) is not a row of the main table."""
+    show = exp_show()
+    ablation = show[1]["experiments"][0]["revs"][0]["data"]["params"]["params.yaml"]["data"]
+    ablation["distill"] = {"sgr_weight": 0.0}
+    rows = table_rows(show, "model.name")
+    assert "nafnet-s0" not in set(rows.experiment) and len(set(rows.experiment)) == 5
+
+
 def test_pages_name_commit_seeds_and_axis(tmp_path):
     _, main_md = build("main", exp_show(), "exp.json")
     assert "def5678" in main_md and "seeds 0 1 2" in main_md and "| nafnet |" in main_md

@@ -185,8 +185,8 @@ def test_sam_size_table_from_two_small_sams(project, tmp_path):
         out = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "sam.backend=sam", "-S",
                    f"sam.model_type={model_type}", "-S", f"sam.checkpoint={checkpoint}", "-S", "sam.download=false",
                    "-S", "sam.generator.points_per_side=4", "-S", "sam.generator.pred_iou_thresh=0.0",
-                   "-S", "sam.generator.stability_score_thresh=0.0", "-S", "sam.generator.box_nms_thresh=1.0",
-                   "-S", "eval.segmentation_check=false"], project)
+                   "-S", "sam.generator.stability_score_thresh=0.0", "-S", "sam.generator.box_nms_thresh=1.0"],
+                  project)
         # another prior source re-runs the masks and what reads them; the baseline, control and no_prior are reused
         assert ran_stages(out) == {"sam_masks", "distill", "evaluate", "report"}, out
     run([sys.executable, "-m", "sam4ir.stages.paper_tables", "sam_size", "--out", str(tmp_path)], project)

@@ -16,16 +16,35 @@ from sam4ir.report.mechanism import verdict
 
 METHODS = ("baseline", "control", "no_prior", "spd", "spd_sgr", "ir2")  # ir2: needs SAM at inference
 AXES = {"main": "model.name", "sam_size": "sam.model_type"}
+# What an experiment of a table may change besides train.seed: the axis and the params that go with it (the SAM
+# checkpoint and backend). Experiments that change anything else (an ablation of the same commit) are left out.
+FREE = {"model.name": ("model.name",), "sam.model_type": ("sam.",)}
+
+
+def _params(rev) -> dict[str, object]:
+    return _flatten((rev.data.get("params") or {}).get("params.yaml", {}).get("data") or {})
+
+
+def _off_axis(flat: dict, base: dict, axis: str) -> list[str]:
+    """Params in which an experiment differs from its baseline commit, other than the seed and ``axis``'s own."""
+    free = ("train.seed", *FREE[axis])
+    return sorted(k for k in flat.keys() | base.keys() if flat.get(k) != base.get(k) and not k.startswith(free))
 
 
 def table_rows(exp_show: list[dict], axis: str) -> pd.DataFrame:
     """One row per finished experiment x task x method x test set (``set`` = ``mean`` for the average over sets,
-    the field's convention): ``axis`` value, seed, psnr, ssim, params, and the experiment's prior statistics."""
-    rows = []
+    the field's convention): ``axis`` value, seed, psnr, ssim, params, and the experiment's prior statistics.
+    Only experiments that differ from their baseline commit in the seed and the axis alone."""
+    rows, bases = [], {}
     for rev in revisions(exp_show):
-        if rev.state != "success" or not rev.data or not rev.experiment:
+        if not rev.experiment:
+            bases[rev.commit] = _params(rev) if rev.data else {}
             continue
-        flat = _flatten((rev.data.get("params") or {}).get("params.yaml", {}).get("data") or {})
+        if rev.state != "success" or not rev.data:
+            continue
+        flat = _params(rev)
+        if _off_axis(flat, bases.get(rev.commit, flat), axis):
+            continue
         raw = task_metrics(rev.data)
         for task, methods in _eval_metrics(rev.data).items():
             masks = raw.get(task, {}).get("masks") or {}

@@ -28,7 +28,8 @@ def results_table(metrics: dict[str, dict], *, task: str, model: str, params: di
         if method == "input":
             continue
         rows.append({
-            "task": task, "model": model, "method": method, "description": METHOD_LABELS.get(method, method).format(priors=priors),
+            "task": task, "model": model, "method": method,
+            "description": METHOD_LABELS.get(method, method).format(priors=priors),
             "psnr": m["psnr"], "ssim": m["ssim"],
             "d_psnr": m["psnr"] - base["psnr"], "d_ssim": m["ssim"] - base["ssim"],
             "d_psnr_control": m["psnr"] - metrics.get("control", nan)["psnr"],
