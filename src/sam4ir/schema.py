@@ -183,7 +183,7 @@ class Train(Section):
                      Field(min_length=2, max_length=2)]
     grad_clip: NonNegative
     loss: Literal["psnr", "l1"]
-    cache_images: bool
+    cache_images: Literal["auto"] | bool  # auto: cache below sam4ir.data.paired.CACHE_LIMIT_BYTES
     augment: bool
     val_every: Count
     log_every: Count

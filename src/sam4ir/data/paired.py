@@ -9,13 +9,16 @@ The training monitor's ``val`` split is held out from *training* data, never tak
 from __future__ import annotations
 
 import json
+import struct
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional, Union
 
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from sam4ir.data.transforms import random_transform
@@ -26,6 +29,12 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VAL_PAIRS = "val_pairs.json"  # names of the training pairs held out for the training monitor
 # Where one split holds several benchmark sets (deraining tests on five), names are ``<set>__<image>``.
 SEPARATOR = "__"
+# ``cache="auto"`` keeps decoded images in memory only below this many bytes per process: every torchrun process
+# (and every stage run) holds its own copy, so a paper-size set (Rain13K: ~13 GB decoded, SIDD: ~30 GB) is read
+# item by item instead, while the demo and small sets still skip decoding after the first epoch.
+CACHE_LIMIT_BYTES = 2 << 30
+Cache = Union[bool, Literal["auto"]]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,28 @@ def _size(path: Path) -> tuple[int, int]:
     if img is None:
         raise Sam4irError(f"{path}: cannot decode image (corrupt or unsupported format)")
     return img.shape[:2]
+
+
+def header_size(path: Path) -> tuple[int, int]:
+    """``(height, width)`` from the file's header, without decoding: PNG's IHDR directly, other formats via PIL."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(24)
+            if head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR":
+                width, height = struct.unpack(">II", head[16:24])
+                return height, width
+            with Image.open(f) as img:
+                return img.height, img.width
+    except (OSError, struct.error, Image.UnidentifiedImageError) as err:
+        raise Sam4irError(f"{path}: cannot read the image's header ({err})") from None
+
+
+def decoded_bytes(pairs: list[Pair], with_masks: bool) -> int:
+    """Bytes the cache would hold: RGB uint8 input and target, plus a uint16 label map per pair with masks.
+
+    Sizes come from the inputs' headers (targets must match them; a mismatch is caught when the pair is read)."""
+    per_pixel = 3 + 3 + (2 if with_masks else 0)
+    return sum(per_pixel * h * w for h, w in (header_size(p.input) for p in pairs))
 
 
 def _check_same_size(pair: Pair, a: tuple[int, int], b: tuple[int, int]) -> None:
@@ -132,24 +163,38 @@ class PairedDataset(Dataset):
     With ``crop`` (training) a random ``crop x crop`` window and, with ``augment``, one of the 8 flips/rotations
     are drawn from torch's RNG inside ``__getitem__`` (so a seeded DataLoader and its workers reproduce them)
     and applied identically to input, target and mask. The test split uses ``crop=None, augment=False``.
-    With ``cache`` every pair is decoded and checked once, up front, and kept in memory (the demo is tiny; turn it
-    off for large real sets, which are then read and checked item by item).
+    With ``cache=True`` every pair is decoded and checked once, up front, and kept in memory (label maps as uint16);
+    ``False`` reads and checks each item when it is drawn; ``"auto"`` caches only when the decoded set, estimated
+    from the image headers, fits ``cache_limit`` bytes (:data:`CACHE_LIMIT_BYTES`): the demo is cached, Rain13K-
+    or SIDD-sized sets are not, so no process holds tens of GB.
     """
 
     def __init__(self, root: str | Path, split: str, *, crop: Optional[int], augment: bool,
-                 masks_root: str | Path | None = None, cache: bool = True) -> None:
+                 masks_root: str | Path | None = None, cache: Cache = "auto",
+                 cache_limit: int = CACHE_LIMIT_BYTES) -> None:
         if crop is not None and crop < 1:
             raise Sam4irError(f"crop: {crop} must be a positive number of pixels")
+        if not (isinstance(cache, bool) or cache == "auto"):
+            raise Sam4irError(f"cache: {cache!r} is not one of auto, true, false")
         self.pairs = split_pairs(root, split)  # decoding below checks the images
         self.crop, self.augment = crop, augment
         self.masks = Path(masks_root) / split if masks_root is not None else None
-        self._cache = [self._load(i) for i in range(len(self.pairs))] if cache else None
+        if cache == "auto":
+            need = decoded_bytes(self.pairs, self.masks is not None)
+            cache = need <= cache_limit
+            if not cache:
+                print(f"sam4ir: {Path(root) / split}: {len(self.pairs)} pairs decode to {need / 2**30:.1f} GiB, above "
+                      f"the {cache_limit / 2**30:.1f} GiB cache limit per process (cache_images: auto); reading "
+                      f"images as they are drawn", file=sys.stderr)
+        self.cached = bool(cache)
+        self._cache = [self._load(i, keep=True) for i in range(len(self.pairs))] if cache else None
 
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def _load(self, i: int) -> list[np.ndarray]:
-        """Decoded, validated ``[input, target(, mask)]`` of pair ``i``."""
+    def _load(self, i: int, keep: bool = False) -> list[np.ndarray]:
+        """Decoded, validated ``[input, target(, mask)]`` of pair ``i``; ``keep``: the mask as uint16 (a quarter
+        of int64's memory; label maps are 16-bit PNGs, so nothing is lost)."""
         pair = self.pairs[i]
         img, target = read_image(pair.input), read_image(pair.target)
         _check_same_size(pair, img.shape[:2], target.shape[:2])
@@ -165,7 +210,7 @@ class PairedDataset(Dataset):
             if mask.shape != (h, w):
                 raise Sam4irError(f"{path}: label map is {mask.shape[1]}x{mask.shape[0]}, "
                                   f"image {pair.input} is {w}x{h}")
-            arrays.append(mask)
+            arrays.append(mask.astype(np.uint16) if keep else mask)
         return arrays
 
     def __getitem__(self, i: int) -> dict:
@@ -174,5 +219,5 @@ class PairedDataset(Dataset):
         out = random_transform(h, w, self.crop, self.augment).apply(arrays)
         item = {"input": _to_tensor(out[0]), "target": _to_tensor(out[1]), "name": self.pairs[i].name}
         if self.masks is not None:
-            item["mask"] = torch.from_numpy(out[2])
+            item["mask"] = torch.from_numpy(out[2].astype(np.int64, copy=False))
         return item

@@ -166,7 +166,7 @@ def train_run(params: dict, paths: TaskPaths, method: str, objective: nn.Module,
     masks = paths.masks if with_masks else None
     augment = config.get(params, "train.augment", True, kind=bool)
     train_set = PairedDataset(paths.prepared, "train", crop=crop, augment=augment, masks_root=masks,
-                              cache=config.get(params, "train.cache_images", True, kind=bool))
+                              cache=config.get(params, "train.cache_images", "auto", choices=("auto", True, False)))
     val_set = PairedDataset(paths.prepared, "val", crop=None, augment=False)
     data_id = sorted((p.name, p.stat().st_size) for p in (paths.prepared / "train").rglob("*.png"))
     init_id = files_sha256([init_file]) if init_file else None
