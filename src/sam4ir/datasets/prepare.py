@@ -1,5 +1,7 @@
 """A task's benchmark sets, downloaded and written into the common paired layout
-``<out>/{train,test}/{input,target}/<set>__<name>.png``.
+``<out>/{train,test}/{input,target}/<set>__<name>.png``; a training set with sub-image settings is written as
+the sub-images of each pair instead (``<set>__<name>_y<y>_x<x>.png``, recorded in ``<out>/subimages.json``, see
+:mod:`sam4ir.datasets.subimages`).
 
 Several sets may share a split (deraining tests on five): their pairs sit side by side, each file name prefixed
 with its set's name and ``__`` (set names never contain ``__``), so one split folder serves training and
@@ -15,7 +17,8 @@ import os
 import shutil
 import zlib
 from pathlib import Path
-from typing import Sequence
+from dataclasses import asdict
+from typing import Mapping, Sequence
 
 
 from sam4ir.data import scan_pairs
@@ -23,6 +26,7 @@ from sam4ir.data.paired import SEPARATOR, VAL_PAIRS
 from sam4ir.datasets.extract import open_pairs
 from sam4ir.datasets.fetch import fetch_archive
 from sam4ir.datasets.registry import ARCHIVES, DATASETS, Dataset
+from sam4ir.datasets.subimages import MANIFEST, Manifest, SubimageSpec, write_subimages
 from sam4ir.errors import Sam4irError
 from sam4ir.io import PNG_SIGNATURE, TEMP_SUFFIX, write_image, write_json
 from sam4ir.progress import progress_bar
@@ -31,12 +35,13 @@ SPLITS = ("train", "test")
 
 
 def prepare_download(task: str, train: Sequence[str], test: Sequence[str], out: Path, *, cache: Path,
-                     manifest: Path, mirror: str | None = None, progress: bool = True,
-                     timeout: float = 30) -> dict:
+                     manifest: Path, mirror: str | None = None, subimages: Mapping[str, SubimageSpec] | None = None,
+                     progress: bool = True, timeout: float = 30) -> dict:
     """Download (or reuse from ``cache``) the archives of the ``train`` and ``test`` sets of :data:`DATASETS`,
     verify or pin them in ``manifest``, and extract their pairs into ``out``; return the pair counts.
 
-    Every archive is fetched before any extraction, so a missing one stops the run early.
+    A training set named in ``subimages`` is cut into its sub-images (test splits stay whole, to be scored as
+    published). Every archive is fetched before any extraction, so a missing one stops the run early.
     """
     sets = {"train": list(train), "test": list(test)}
     for split, names in sets.items():
@@ -45,18 +50,30 @@ def prepare_download(task: str, train: Sequence[str], test: Sequence[str], out: 
     hint = f", or `dvc pull {out}` from a DVC remote that holds it"
     files = {a: fetch_archive(ARCHIVES[a], cache, manifest, mirror=mirror, pull_hint=hint, progress=progress,
                               timeout=timeout) for a in needed}
+    subimages = subimages or {}
+    cut = {name: subimages[name] for name in sets["train"] if subimages.get(name) is not None}
     settings = {"source": "download", **sets}
+    if cut:
+        settings["subimages"] = {name: asdict(spec) for name, spec in cut.items()}
     if _recorded(out) != settings:
         clear(out)
     write_json(out / "settings.json", settings)
-    counts = {split: {name: _extract(DATASETS[name], name, files, out / split, progress) for name in names}
+    windows = Manifest(out, settings["subimages"]) if cut else None
+    counts = {split: {name: _extract(DATASETS[name], name, files, out / split, progress,
+                                     cut.get(name) if split == "train" else None, windows) for name in names}
               for split, names in sets.items()}
+    if windows is not None:
+        windows.save()
     for split in SPLITS:
         found = len(scan_pairs(out, split, check_images=False))
         if found != sum(counts[split].values()):
             raise Sam4irError(f"{out / split}: {found} pairs on disk, {sum(counts[split].values())} extracted "
                               f"(files from elsewhere in the folder?)")
-    return {split: sum(counts[split].values()) for split in SPLITS} | {"sets": counts}
+    summary = {split: sum(counts[split].values()) for split in SPLITS} | {"sets": counts}
+    if windows is not None:
+        summary["sources"] = {name: sum(1 for s in windows.sources if s.startswith(f"{name}{SEPARATOR}"))
+                              for name in cut}
+    return summary
 
 
 def clear(out: Path) -> None:
@@ -64,7 +81,7 @@ def clear(out: Path) -> None:
     everything)."""
     for split in (*SPLITS, "val"):
         shutil.rmtree(out / split, ignore_errors=True)
-    for name in ("settings.json", VAL_PAIRS):
+    for name in ("settings.json", VAL_PAIRS, MANIFEST):
         (out / name).unlink(missing_ok=True)
 
 
@@ -87,11 +104,15 @@ def _recorded(out: Path) -> dict | None:
         return None
 
 
-def _extract(dataset: Dataset, name: str, files: dict[str, Path], split_dir: Path, progress: bool) -> int:
-    """Write the set's pairs not yet on disk whole; return how many pairs it has."""
+def _extract(dataset: Dataset, name: str, files: dict[str, Path], split_dir: Path, progress: bool,
+             spec: SubimageSpec | None = None, windows: Manifest | None = None) -> int:
+    """Write the set's pairs (or, with ``spec``, their sub-images) not yet on disk whole; return how many
+    prepared pairs it has."""
     for kind in ("input", "target"):  # left by a killed run (a finished write renames or removes its own)
         for stale in (split_dir / kind).glob(f".{name}{SEPARATOR}*{TEMP_SUFFIX}"):
             stale.unlink(missing_ok=True)
+    if spec is not None:
+        return _extract_subimages(dataset, name, files, split_dir, progress, spec, windows)
     with open_pairs(dataset.layout, files) as pairs:
         paths = {pair: (split_dir / "input" / f"{name}{SEPARATOR}{pair}.png",
                         split_dir / "target" / f"{name}{SEPARATOR}{pair}.png") for pair in pairs.names}
@@ -101,6 +122,25 @@ def _extract(dataset: Dataset, name: str, files: dict[str, Path], split_dir: Pat
             write_image(paths[pair][0], img)
             write_image(paths[pair][1], target)
         return len(pairs.names)
+
+
+def _extract_subimages(dataset: Dataset, name: str, files: dict[str, Path], split_dir: Path, progress: bool,
+                       spec: SubimageSpec, windows: Manifest) -> int:
+    """Cut every pair of the set into its sub-images; a pair the manifest lists with all its sub-images whole on
+    disk is kept without being decoded."""
+    with open_pairs(dataset.layout, files) as pairs:
+        sources = {pair: f"{name}{SEPARATOR}{pair}" for pair in pairs.names}
+        todo = [pair for pair, source in sources.items() if not _whole_source(split_dir, windows.sources.get(source))]
+        for pair in progress_bar(todo, desc=f"extract {name} sub-images", disable=not progress):
+            img, target = pairs.load(pair)
+            cut = write_subimages(split_dir, sources[pair], {"input": img, "target": target}, spec)
+            windows.add(sources[pair], img.shape[:2], cut)
+        return sum(len(windows.sources[source]["subimages"]) for source in sources.values())
+
+
+def _whole_source(split_dir: Path, entry: dict | None) -> bool:
+    return entry is not None and all(_whole_png(split_dir / kind / f"{sub}.png") for sub in entry["subimages"]
+                                     for kind in ("input", "target"))
 
 
 def _whole_png(path: Path) -> bool:

@@ -65,14 +65,16 @@ def derangement(paths: Sequence[Path], seed: int) -> dict[Path, Path]:
 
 
 class ShuffledRegions(PathLabeler):
-    """The label map ``base`` gives another image of the split, resized (nearest) to this image."""
+    """The label map ``base`` gives another image of the split, resized (nearest) to this image. ``load`` gives
+    an image's pixels from its path (a source rebuilt from its sub-images has no file of its own)."""
 
-    def __init__(self, base: Segmenter | PathLabeler, split_paths: Sequence[Path], seed: int) -> None:
-        self.base, self.partner = base, derangement(split_paths, seed)
+    def __init__(self, base: Segmenter | PathLabeler, split_paths: Sequence[Path], seed: int,
+                 load: Callable[[Path], np.ndarray] = read_image) -> None:
+        self.base, self.partner, self.load = base, derangement(split_paths, seed), load
 
     def __call__(self, paths: Sequence[Path], images: Sequence[np.ndarray]) -> list[np.ndarray]:
         others = [self.partner[Path(p)] for p in paths]
-        pixels = [read_image(p) for p in others]
+        pixels = [self.load(p) for p in others]
         maps = self.base(others, pixels) if isinstance(self.base, PathLabeler) else self.base(pixels)
         return [m if m.shape == img.shape[:2] else
                 cv2.resize(m, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)

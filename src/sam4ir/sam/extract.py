@@ -3,6 +3,10 @@
 Each label map is written atomically as ``<out_dir>/<image stem>.png``; an existing one that decodes is
 skipped, so a killed run continues where it stopped (a damaged one is redone, never trusted because it exists),
 and ``shard=(i, n)`` lets n processes (or GPUs) split the sorted image list without coordination.
+
+Sub-images (``sam4ir.datasets.subimages``) are segmented through their source: a :class:`SourceImage` is rebuilt
+from its sub-images, segmented once, and each sub-image's label map is its window of the source's map (a segment
+cut by a window keeps its id, so a crop's ids are unique but need not be contiguous). Shards split sources.
 """
 
 from __future__ import annotations
@@ -10,43 +14,87 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence, TypeVar
 
 import numpy as np
 
+from sam4ir.datasets.subimages import Window, assemble, group_by_source
 from sam4ir.errors import Sam4irError
 from sam4ir.io import read_image, read_label_map, write_image
 from sam4ir.sam.controls import PathLabeler, Segmenter
 from sam4ir.progress import progress_bar
 
 
-def extract_masks(image_paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
+@dataclass(frozen=True)
+class SourceImage:
+    """One image the segmenter sees once, and the prepared images whose label maps come from its map: the image
+    itself (window ``None``), or the sub-images of a source, each with its window."""
+
+    path: Path  # the image file; for sub-images <folder>/<source>.png, a name only (no such file)
+    crops: tuple[tuple[Path, Window | None], ...]
+
+    @classmethod
+    def whole(cls, path: str | os.PathLike) -> "SourceImage":
+        return cls(Path(path), ((Path(path), None),))
+
+    def load(self) -> np.ndarray:
+        if self.crops == ((self.path, None),):
+            return read_image(self.path)
+        return assemble(self.crops, read_image)
+
+    def cut(self, labels: np.ndarray) -> list[tuple[Path, np.ndarray]]:
+        """Each prepared image with its label map: its window of the source's map ``labels``."""
+        return [(path, labels if win is None else np.ascontiguousarray(labels[win[0]:win[0] + win[2],
+                                                                              win[1]:win[1] + win[3]]))
+                for path, win in self.crops]
+
+
+def source_images(image_paths: Iterable[Path], windows_of: Mapping[str, tuple[str, Window]]) -> list[SourceImage]:
+    """The prepared images grouped into what the segmenter sees: sub-images (``windows_of``: name -> source and
+    window, from ``subimages.json``) by their source, every other image alone; sorted by path."""
+    by_name = {p.stem: p for p in image_paths}
+    found = []
+    for source, names in group_by_source(by_name, windows_of).items():
+        if names == [source]:
+            found.append(SourceImage.whole(by_name[source]))
+        else:
+            folder = by_name[names[0]].parent
+            found.append(SourceImage(folder / f"{source}.png", tuple((by_name[n], windows_of[n][1]) for n in names)))
+    return sorted(found, key=lambda s: s.path)
+
+
+def extract_masks(images: Iterable[str | os.PathLike | SourceImage], out_dir: str | os.PathLike,
                   segmenter: Segmenter | PathLabeler, *,
                   batch_size: int = 1, shard: tuple[int, int] = (0, 1), progress: bool = True,
                   desc: str = "masks") -> dict:
-    """Write a label map for every image of this shard that has none yet; return counts and seconds."""
+    """Write the label maps of every source image of this shard that lacks one (image paths are their own
+    source); return counts (``segmented``: images the segmenter ran on) and seconds."""
     out_dir = Path(out_dir)
     index, count = shard
     if not 0 <= index < count:
         raise Sam4irError(f"shard {index}/{count}: expected 0 <= i < n")
     if batch_size < 1:
         raise Sam4irError(f"batch size {batch_size}: expected >= 1")
-    mine = select_shard(image_paths, shard)
-    todo = [p for p in mine if not _intact(label_map_path(out_dir, p))]
+    mine = select_shard([s if isinstance(s, SourceImage) else SourceImage.whole(s) for s in images], shard)
+    todo = [s for s in mine if not all(_intact(label_map_path(out_dir, path)) for path, _ in s.crops)]
+    maps_of = lambda sources: sum(len(s.crops) for s in sources)  # noqa: E731
     start = time.perf_counter()
     with progress_bar(total=len(mine), initial=len(mine) - len(todo), unit="img", desc=desc, disable=not progress) as bar:
         for i in range(0, len(todo), batch_size):
             batch = todo[i:i + batch_size]
-            images = [read_image(p) for p in batch]
-            maps = segmenter(batch, images) if isinstance(segmenter, PathLabeler) else segmenter(images)
-            for path, image, labels in zip(batch, images, maps):
+            pixels = [s.load() for s in batch]
+            maps = (segmenter([s.path for s in batch], pixels) if isinstance(segmenter, PathLabeler)
+                    else segmenter(pixels))
+            for source, image, labels in zip(batch, pixels, maps):
                 if labels.shape != image.shape[:2] or labels.dtype != np.uint16:
-                    raise RuntimeError(f"{path}: segmenter returned {labels.dtype} {labels.shape}")
-                write_image(label_map_path(out_dir, path), labels)
+                    raise RuntimeError(f"{source.path}: segmenter returned {labels.dtype} {labels.shape}")
+                for path, crop in source.cut(labels):  # all of them: a source's maps always come from one map
+                    write_image(label_map_path(out_dir, path), crop)
             bar.update(len(batch))
-    return {"images": len(mine), "written": len(todo), "skipped": len(mine) - len(todo),
-            "seconds": round(time.perf_counter() - start, 3)}
+    return {"images": maps_of(mine), "sources": len(mine), "segmented": len(todo), "written": maps_of(todo),
+            "skipped": maps_of(mine) - maps_of(todo), "seconds": round(time.perf_counter() - start, 3)}
 
 
 def _intact(path: Path) -> bool:
@@ -61,10 +109,14 @@ def _intact(path: Path) -> bool:
     return True
 
 
-def select_shard(image_paths: Iterable[str | os.PathLike], shard: tuple[int, int]) -> list[Path]:
-    """Every n-th path of the sorted list, starting at i: shards are disjoint and cover all paths."""
+Item = TypeVar("Item", Path, SourceImage)
+
+
+def select_shard(items: Iterable[Item], shard: tuple[int, int]) -> list[Item]:
+    """Every n-th path (or source image) of the list sorted by path, starting at i: shards are disjoint and cover
+    all items."""
     index, count = shard
-    return sorted(Path(p) for p in image_paths)[index::count]
+    return sorted(items, key=lambda item: item.path if isinstance(item, SourceImage) else Path(item))[index::count]
 
 
 def label_map_path(out_dir: Path, image_path: Path) -> Path:

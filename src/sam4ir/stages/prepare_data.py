@@ -7,13 +7,19 @@ one format and a corrupt or unmatched file is reported here, once. ``download`` 
 in ``data.download.<task>`` (see :mod:`sam4ir.datasets`) into the cache ``data.download.cache``, verifies or pins
 them in ``data.download.manifest`` and extracts them, resuming where a killed run stopped.
 
+Large training images are cut into sub-images once, as the field does (``data.subimages``, keyed by the training
+set's name for ``download`` and by the task for ``folder``; see :mod:`sam4ir.datasets.subimages`): the windows
+of every source image are recorded in ``subimages.json``. Test splits stay whole.
+
 The training monitor's validation pairs are held out from the training data: the scenes demo generates its own
-``val`` split (``data.scenes.scenes_val`` scenes from the training photos); the other sources list
-``data.val_pairs`` training pairs, drawn from ``data.seed``, in ``val_pairs.json``, and training leaves them out.
+``val`` split (``data.scenes.scenes_val`` scenes from the training photos); the other sources list the pairs of
+``data.val_pairs`` training source images (all the sub-images of each), drawn from ``data.seed``, in
+``val_pairs.json``, and training leaves them out.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +28,7 @@ from sam4ir import config
 from sam4ir.data import build_demo, build_scenes, scan_pairs
 from sam4ir.data.paired import VAL_PAIRS
 from sam4ir.datasets import clear, prepare_download
+from sam4ir.datasets.subimages import Manifest, SubimageSpec, group_by_source, read_windows, write_subimages
 from sam4ir.io import read_image, write_image, write_json
 from sam4ir.stages import run_stage
 from sam4ir.stages.common import TaskPaths, load_task_params, stage_args
@@ -30,15 +37,35 @@ from sam4ir.progress import progress_bar
 SOURCES = ("scenes", "demo", "folder", "download")
 
 
-def import_folder(src: Path, out: Path) -> dict:
+def import_folder(src: Path, out: Path, subimages: SubimageSpec | None = None) -> dict:
+    """Re-encode ``<src>/{train,test}`` into the layout; with ``subimages`` the training pairs as their
+    sub-images (named ``<name>_y<y>_x<x>``, recorded in ``subimages.json``)."""
     counts = {}
+    windows = Manifest(out, {"folder": asdict(subimages)}) if subimages else None
     for split in ("train", "test"):
         pairs = scan_pairs(src, split)
+        written = 0
         for pair in progress_bar(pairs, desc=f"import {src.name}/{split}"):
-            write_image(out / split / "input" / f"{pair.name}.png", read_image(pair.input))
-            write_image(out / split / "target" / f"{pair.name}.png", read_image(pair.target))
-        counts[split] = len(pairs)
+            images = {"input": read_image(pair.input), "target": read_image(pair.target)}
+            if windows is not None and split == "train":
+                cut = write_subimages(out / split, pair.name, images, subimages)
+                windows.add(pair.name, images["input"].shape[:2], cut)
+                written += len(cut)
+            else:
+                for kind, image in images.items():
+                    write_image(out / split / kind / f"{pair.name}.png", image)
+                written += 1
+        counts[split] = written
+    if windows is not None:
+        windows.save()
+        counts["sources"] = {"folder": len(windows.sources)}
     return counts
+
+
+def subimage_specs(params: dict) -> dict[str, SubimageSpec | None]:
+    """``data.subimages``: set (or, for the folder source, task) -> its sub-image windows, or none."""
+    found = config.get(params, "data.subimages", {}, kind=dict)
+    return {name: None if spec is None else SubimageSpec(**spec) for name, spec in found.items()}
 
 
 def download_args(params: dict, task: str) -> dict:
@@ -63,9 +90,11 @@ def main() -> None:
                         **config.get(params, f"data.{source}", kind=dict),
                         **config.get(params, "data.degradation", kind=dict))
     elif source == "folder":
-        summary = import_folder(Path(config.get(params, f"data.folder.{args.task}", kind=str)), out)
+        summary = import_folder(Path(config.get(params, f"data.folder.{args.task}", kind=str)), out,
+                                subimage_specs(params).get(args.task))
     else:
-        summary = prepare_download(args.task, out=out, **download_args(params, args.task))
+        summary = prepare_download(args.task, out=out, subimages=subimage_specs(params),
+                                   **download_args(params, args.task))
     if source != "scenes":
         summary["val"] = hold_out(out, config.get(params, "data.val_pairs", kind=int),
                                   config.get(params, "data.seed", kind=int))
@@ -73,12 +102,17 @@ def main() -> None:
 
 
 def hold_out(out: Path, n: int, seed: int) -> int:
-    """Write ``val_pairs.json``: ``n`` training pairs (at most half of them) drawn from ``seed``."""
-    names = [pair.name for pair in scan_pairs(out, "train", check_images=False)]
+    """Write ``val_pairs.json``: the training pairs of ``n`` source images (at most half of them) drawn from
+    ``seed``; return how many pairs. A source's sub-images are held out together: overlapping windows of one
+    image on both sides would leak training pixels into validation."""
+    sources = group_by_source((pair.name for pair in scan_pairs(out, "train", check_images=False)),
+                              read_windows(out))
+    names = list(sources)
     count = min(n, len(names) // 2)
-    chosen = sorted(np.random.default_rng([seed, 7]).choice(names, size=count, replace=False).tolist())
-    write_json(out / VAL_PAIRS, chosen)
-    return count
+    chosen = np.random.default_rng([seed, 7]).choice(names, size=count, replace=False).tolist()
+    held_out = sorted(pair for source in chosen for pair in sources[source])
+    write_json(out / VAL_PAIRS, held_out)
+    return len(held_out)
 
 
 if __name__ == "__main__":

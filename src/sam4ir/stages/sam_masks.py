@@ -1,6 +1,7 @@
 """Stage sam_masks: one cached label map per prepared image (``data/masks/<task>/<split>/<name>.png``).
 
 ``python -m sam4ir.stages.sam_masks --task derain [--params params.yaml] [--shard i/n]``
+``torchrun --nproc_per_node N -m sam4ir.stages.sam_masks --task derain`` (one process and model per GPU)
 
 ``sam.backend``: ``sam`` (segment-anything), ``classical`` (the weight-free stand-in), or a prior-information
 control (``sam4ir.sam.controls``): ``none`` (no regions), ``oracle`` (the scenes' exact segment maps),
@@ -10,20 +11,30 @@ control (``sam4ir.sam.controls``): ``none`` (no regions), ``oracle`` (the scenes
 Resumable: existing label maps are kept when ``settings.json`` (what produced them: the backend's params, the
 bytes of every source image and of the segmentation code) matches, and deleted otherwise, so new data, a changed
 param or changed code never mixes old and new masks.
-Shards (``--shard i/n``, e.g. one per GPU with ``CUDA_VISIBLE_DEVICES``) split every split's
+Sub-images (``data/prepared/<task>/subimages.json``) are segmented through their source image, once: the source is
+rebuilt from its sub-images and each sub-image's map is its window of the source's map (``sam4ir.sam.extract``).
+The run log (``data/logs/sam_masks/<task>.json``) counts the images the segmenter ran on (``segmented``).
+
+Under ``torchrun`` every process takes the sources of its rank (``RANK``/``WORLD_SIZE``) with its own model on
+``cuda:LOCAL_RANK``; rank 0 drops stale maps first, waits for the others and writes the summary. Shards
+(``--shard i/n``, for separate machines; under torchrun split further by rank) split every split's source
 images; a last run without ``--shard`` finds them all done and writes the complete summary.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
 import json
+import os
 import re
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
+import torch
 
 import sam4ir.sam as sam_package
 from sam4ir import config
@@ -32,7 +43,8 @@ from sam4ir.io import files_sha256, write_json
 from sam4ir.sam import (CLASSICAL_METHODS, SAM_MODEL_TYPES, ClassicalSegmenter, SamSegmenter, ensure_checkpoint,
                         extract_masks, generator_kwargs, label_map_path, load_sam, resolve_device, segment_counts)
 from sam4ir.sam.controls import NoRegions, OracleRegions, PathLabeler, ShuffledRegions, regions_path
-from sam4ir.sam.extract import Segmenter
+from sam4ir.datasets.subimages import MANIFEST, read_windows
+from sam4ir.sam.extract import Segmenter, SourceImage, source_images
 from sam4ir.sam.generator import AMP_DTYPES
 from sam4ir.stages import run_stage
 from sam4ir.stages.common import TaskPaths, load_task_params
@@ -49,9 +61,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", required=True)
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--shard", default="0/1", help="i/n: process every n-th image starting at the i-th")
+    parser.add_argument("--shard", default="0/1", help="i/n: process every n-th source image starting at the i-th")
     args = parser.parse_args(argv)
-    shard = _parse_shard(args.shard)
+    rank, world = launcher_rank()
+    index, count = _parse_shard(args.shard)
+    shard = (index + count * rank, count * world)  # torchrun's ranks split this machine's shard
     params = load_task_params(args)
     paths = TaskPaths(args.task)
     source = config.get(params, "sam.source", choices=SOURCE_DIRS)
@@ -62,61 +76,115 @@ def main(argv: list[str] | None = None) -> None:
     # from the clean images, but the IR2 reference row must not see the ground truth).
     images = {split: _images(paths.prepared / split / SOURCE_DIRS[source if split == "train" else "degraded"])
               for split in SPLITS}
+    windows_of = read_windows(paths.prepared)
+    sources = {split: source_images(images[split], windows_of) for split in SPLITS}
+    manifest = [paths.prepared / MANIFEST] if windows_of else []
 
     backend = config.get(params, "sam.backend", choices=BACKENDS)
     settings = {"backend": backend, "source": source,
-                "images_sha256": files_sha256(p for split in SPLITS for p in images[split]),
+                "images_sha256": files_sha256([*(p for split in SPLITS for p in images[split]), *manifest]),
                 "code_sha256": files_sha256(sorted(SEGMENTATION_CODE.glob("*.py")))}
-    labeler, settings = build_labeler(params, settings, images)
-    _drop_stale(paths.masks, settings)
-    write_json(paths.masks / "settings.json", settings)
+    with process_group(world) as barrier:
+        if rank == 0:  # first alone: it may download the checkpoint, and drops stale maps before anyone writes
+            labeler, settings = build_labeler(params, settings, sources)
+            _drop_stale(paths.masks, settings)
+            write_json(paths.masks / "settings.json", settings)
+        barrier()
+        if rank != 0:
+            labeler, settings = build_labeler(params, settings, sources)
+        mine = {split: extract_masks(sources[split], paths.masks / split, labeler(split), batch_size=batch_size,
+                                     shard=shard, desc=f"{args.task}/{split}") for split in SPLITS}
+        runs = barrier(mine)  # rank 0 waits for every rank and gets what each one did
+    if rank == 0:
+        write_summary(args.task, paths, settings, images, sources, runs, args.shard if world == 1 else
+                      f"{args.shard} x torchrun {world}")
 
-    runs = {split: extract_masks(images[split], paths.masks / split, labeler(split), batch_size=batch_size,
-                                 shard=shard, desc=f"{args.task}/{split}") for split in SPLITS}
-    summary = {**settings, "task": args.task, "splits": {}}
+
+def write_summary(task: str, paths: TaskPaths, settings: dict, images: dict[str, list[Path]],
+                  sources: dict[str, list[SourceImage]], runs: list[dict[str, dict]], shard: str) -> None:
+    """``summary.json`` (what the maps on disk are: a DVC out) and the run log (how this run went), printed."""
+    summary = {**settings, "task": task, "splits": {}}
     counts_all = []
     for split in SPLITS:
         done = [label_map_path(paths.masks / split, p) for p in images[split]]
         counts = segment_counts([p for p in done if p.is_file()])
         counts_all += counts
-        summary["splits"][split] = {"images": len(images[split]), "label_maps": len(counts),
-                                    "mean_segments": _mean(counts)}
+        summary["splits"][split] = {"images": len(images[split]), "sources": len(sources[split]),
+                                    "label_maps": len(counts), "mean_segments": _mean(counts)}
     summary.update(images=sum(len(v) for v in images.values()), label_maps=len(counts_all),
                    mean_segments=_mean(counts_all))
     summary["complete"] = summary["label_maps"] == summary["images"]
     # Only what the maps are goes into the DVC out (a forced or resumed run must hash the same); how this run
-    # went (written, kept, seconds, masks/s) goes to a log beside it.
+    # went (segmented, written, kept, seconds, masks/s) goes to a log beside it.
     write_json(paths.masks / "summary.json", summary)
-    run_log = {"task": args.task, "shard": args.shard, "backend": backend,
-               **{key: sum(r[key] for r in runs.values()) for key in ("written", "skipped", "seconds")}}
+    run_log = {"task": task, "shard": shard, "backend": settings["backend"], "processes": len(runs),
+               **{key: sum(r[split][key] for r in runs for split in SPLITS)
+                  for key in ("segmented", "written", "skipped")},
+               "seconds": max(sum(r[split]["seconds"] for split in SPLITS) for r in runs)}
     run_log["masks_per_second"] = round(run_log["written"] / run_log["seconds"], 3) if run_log["seconds"] else None
-    write_json(RUN_LOGS / f"{args.task}.json", run_log)
-    print(f"sam_masks {args.task}: {summary['label_maps']}/{summary['images']} label maps ({settings['backend']}), "
-          f"{summary['mean_segments']} segments per image on average; this run wrote {run_log['written']} in "
-          f"{run_log['seconds']} s, kept {run_log['skipped']} (log: {RUN_LOGS / args.task}.json)")
+    write_json(RUN_LOGS / f"{task}.json", run_log)
+    print(f"sam_masks {task}: {summary['label_maps']}/{summary['images']} label maps ({settings['backend']}), "
+          f"{summary['mean_segments']} segments per image on average; this run segmented {run_log['segmented']} "
+          f"source images and wrote {run_log['written']} maps in {run_log['seconds']} s, kept {run_log['skipped']} "
+          f"(log: {RUN_LOGS / task}.json)")
 
 
-def build_labeler(params: dict, settings: dict, images: dict[str, list[Path]]
+def launcher_rank() -> tuple[int, int]:
+    """This process's rank and the number of processes, from torchrun's ``RANK``/``WORLD_SIZE`` (0 of 1 without)."""
+    try:
+        rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        raise Sam4irError(f"RANK={os.environ.get('RANK')!r} WORLD_SIZE={os.environ.get('WORLD_SIZE')!r}: expected "
+                          "integers (as torchrun sets them)") from None
+    if not 0 <= rank < world:
+        raise Sam4irError(f"RANK={rank} WORLD_SIZE={world}: expected 0 <= RANK < WORLD_SIZE")
+    return rank, world
+
+
+@contextlib.contextmanager
+def process_group(world: int) -> Iterator[Callable[..., list]]:
+    """``barrier(obj=None)``: wait for every process, return each one's ``obj`` (a gloo group under torchrun,
+    whatever the device: only small objects travel). One process needs no group."""
+    if world == 1:
+        yield lambda obj=None: [obj]
+        return
+    import torch.distributed as dist
+
+    # A rank's shard of ViT-H masks can take hours; the default 30-minute timeout would kill the waiting ranks.
+    dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
+    try:
+        def barrier(obj: object = None) -> list:
+            gathered = [None] * world
+            dist.all_gather_object(gathered, obj)
+            return gathered
+        yield barrier
+    finally:
+        dist.destroy_process_group()
+
+
+def build_labeler(params: dict, settings: dict, sources: dict[str, list[SourceImage]]
                   ) -> tuple[Callable[[str], Segmenter | PathLabeler], dict]:
     """split -> the configured backend's labeler, and the settings that determine its output."""
     backend = settings["backend"]
     if backend == "none":
         return lambda split: NoRegions(), settings
     if backend == "oracle":
-        return lambda split: OracleRegions(), {**settings, "regions_sha256": _regions_sha256(images)}
+        return lambda split: OracleRegions(), {**settings, "regions_sha256": _regions_sha256(sources)}
     if backend != "shuffled":
         segmenter, settings = build_segmenter(params, settings)
         return lambda split: segmenter, settings
     base_backend = config.get(params, "sam.shuffle_from", choices=("oracle", *IMAGE_BACKENDS))
     seed = config.get(params, "sam.shuffle_seed", kind=int)
-    base, base_settings = build_labeler(params, {**settings, "backend": base_backend}, images)
+    base, base_settings = build_labeler(params, {**settings, "backend": base_backend}, sources)
     base_settings.pop("backend")
-    return (lambda split: ShuffledRegions(base(split), images[split], seed),
+    loaders = {s.path: s.load for split in SPLITS for s in sources[split]}
+    return (lambda split: ShuffledRegions(base(split), [s.path for s in sources[split]], seed,
+                                          load=lambda path: loaders[path]()),
             {**base_settings, "backend": backend, "shuffle_from": base_backend, "shuffle_seed": seed})
 
 
-def _regions_sha256(images: dict[str, list[Path]]) -> str:
-    truths = [regions_path(p) for split in SPLITS for p in images[split]]
+def _regions_sha256(sources: dict[str, list[SourceImage]]) -> str:
+    truths = [regions_path(s.path) for split in SPLITS for s in sources[split]]
     missing = next((p for p in truths if not p.is_file()), None)
     if missing:
         raise Sam4irError(f"{missing}: no exact segment map (sam.backend: oracle needs data.source: scenes)")
@@ -138,6 +206,8 @@ def build_segmenter(params: dict, settings: dict) -> tuple[Segmenter, dict]:
     amp = g("amp", "none", choices=AMP_DTYPES)
     generator = generator_kwargs(g("generator", {}, kind=dict))
     device = resolve_device(g("device", "auto", kind=str))
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))  # torchrun: one model per GPU
     checkpoint = ensure_checkpoint(model_type, Path(g("checkpoint", kind=str)), g("download", kind=bool))
     sam = load_sam(model_type, checkpoint, device)
     settings = {**settings, "model_type": model_type, "checkpoint": checkpoint.name,
