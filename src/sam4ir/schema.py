@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import re
 from pathlib import PurePosixPath
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, get_args
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
@@ -92,6 +92,30 @@ def _inside_real(folders: dict[str, str]) -> dict[str, str]:
     return folders
 
 
+class Subimages(Section):
+    """BasicSR's extract_subimages windows: crop_size, step, thresh_size."""
+    crop: Count
+    step: Count
+    thresh_size: Size
+
+    @model_validator(mode="after")
+    def _windows_cover(self) -> "Subimages":
+        if self.step > self.crop:
+            raise ValueError(f"step {self.step} is above crop {self.crop}: the windows would leave gaps (SAM segments "
+                             "each source image rebuilt from its sub-images)")
+        return self
+
+
+def _training_sets(specs: dict[str, Optional[Subimages]]) -> dict[str, Optional[Subimages]]:
+    from sam4ir.datasets.registry import DATASETS  # imported only when params are checked
+
+    for name in specs:
+        if name not in DATASETS and name not in get_args(Task):
+            raise ValueError(f"{name!r} is neither a dataset of data.download ({', '.join(DATASETS)}) nor a task "
+                             "(the folder source)")
+    return specs
+
+
 class Data(Section):
     source: Literal["scenes", "demo", "folder", "download"]
     seed: Size
@@ -101,6 +125,8 @@ class Data(Section):
     demo: Demo
     folder: Annotated[dict[Task, str], AfterValidator(_inside_real)]
     download: Download
+    # training set (download) or task (folder) -> its sub-images; null or absent: whole images
+    subimages: Annotated[dict[str, Optional[Subimages]], AfterValidator(_training_sets)] = {}
 
 
 class Generator(Section):
