@@ -1,0 +1,83 @@
+"""benchmarks/gpu_check.py --tiny: the GPU check's own code on CPU, so the one script a GPU user runs cannot rot.
+
+Checks the JSON it writes has every figure the README quotes, each finite and in range, and that on CPU our
+batched SamSegmenter gives exactly segment-anything's own partitions."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def positive(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+def fraction(x: object) -> bool:
+    return isinstance(x, float) and 0.0 <= x <= 1.0
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("gpu_check")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--tiny", "--out", str(out),
+                           "--tmp", str(out)], cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads((out / "gpu_check.json").read_text())
+
+
+def test_every_section_ran(report):
+    assert report["errors"] == {}
+    assert report["env"]["tiny"] is True and report["env"]["device"] == "cpu"
+    assert set(report["seconds"]) == {"sam", "train", "loader", "total"}
+    assert all(positive(s) for s in report["seconds"].values())
+    assert report["seconds"]["total"] >= max(report["seconds"][k] for k in ("sam", "train", "loader"))
+
+
+def test_sam_against_the_reference_generator(report):
+    sam = report["sam"]
+    assert sam["model"] == "tiny" and sam["images"] >= 2
+    assert set(sam["settings"]) == {"sam_defaults", "relaxed"}
+    for name, setting in sam["settings"].items():
+        assert set(setting["cases"]) == {"ours_fp32", "reference_fp32"}  # bf16 runs on CUDA only
+        for case in setting["cases"].values():
+            assert positive(case["s_per_image"]) and positive(case["images_per_s"])
+            assert math.isclose(case["s_per_image"] * case["images_per_s"], 1.0, rel_tol=1e-6)
+            assert case["masks_per_image"] >= 0 and case["segments_per_image"] >= 0
+            assert case["peak_mib"] is None  # CPU: no per-case peak
+        assert positive(setting["speedup_fp32"])
+        # on CPU the batched encoder is the one-image path: the same label maps, pixel for pixel
+        assert setting["same_partitions_fp32"] is True and setting["pixel_agreement_fp32"] == 1.0
+        ours, ref = setting["cases"]["ours_fp32"], setting["cases"]["reference_fp32"]
+        assert ours["masks_per_image"] == ref["masks_per_image"]
+    assert sam["settings"]["relaxed"]["cases"]["ours_fp32"]["segments_per_image"] >= 2  # a partition to compare
+
+
+def test_train_step_figures(report):
+    train = report["train"]
+    for case in ("baseline", "distill"):
+        r = train[case]
+        assert r["case"] == case and r["model"] == "nafnet" and r["width"] == 8
+        assert positive(r["step_ms"]) and positive(r["trainable_m"]) and r["peak_mib"] >= 0
+    assert math.isclose(train["distill_over_baseline_step"], train["distill"]["step_ms"] / train["baseline"]["step_ms"])
+
+
+def test_loader_wait_fraction(report):
+    loader = report["loader"]
+    assert loader["pairs"] >= 2 and set(loader["runs"]) == {"0", "1"}
+    for workers, run in loader["runs"].items():
+        assert run["workers"] == int(workers)
+        assert fraction(run["wait_fraction"])
+        assert positive(run["step_s"]) and positive(run["first_batch_s"]) and positive(run["samples_per_s"])
+        assert run["wait_s_median"] >= 0
+    # without workers every batch is decoded in the loop itself: some waiting is certain
+    assert loader["runs"]["0"]["wait_fraction"] > 0
