@@ -34,6 +34,7 @@ import sam4ir.io
 from sam4ir.data import TASKS
 from sam4ir.datasets import ARCHIVES, DATASETS, Archive, Dataset, FolderPairs, MatBlocks, Source, prepare_download
 from sam4ir.datasets.extract import check_archive
+from sam4ir.datasets.subimages import SubimageSpec, read_windows
 from sam4ir.download import UnreachableError, download
 from sam4ir.errors import Sam4irError
 from sam4ir.io import read_image
@@ -414,7 +415,41 @@ def record_writes(monkeypatch, out: Path) -> list[str]:
         sam4ir.io.write_image(path, img)
 
     monkeypatch.setattr("sam4ir.datasets.prepare.write_image", write_image)
+    monkeypatch.setattr("sam4ir.datasets.subimages.write_image", write_image)
     return written
+
+
+def test_sidd_medium_subimages_resume_and_settings(server, tmp_path, monkeypatch):
+    """Training pairs cut into BasicSR's windows (12x16 images, crop 8, step 6: rows 0, 4 and columns 0, 6, 8),
+    the test blocks whole; a resumed run redoes only a source whose sub-images are not all whole; other windows
+    are other settings: nothing of the old cut survives."""
+    spec = SubimageSpec(8, 6, 0)
+    summary = _prepare(tmp_path, "denoise", ["sidd_medium"], ["sidd_val"], mirror=server.url,
+                       subimages={"sidd_medium": spec, "sidd_val": spec})  # a test set's entry is never applied
+    out = tmp_path / "prepared" / "denoise"
+    assert summary["train"] == 4 * 6 and summary["test"] == 6 and summary["sources"] == {"sidd_medium": 4}
+    scene = "0002_001_S6_00100_00020_3200_N"
+    source = f"sidd_medium__{scene}_011"
+    full = _rgb(SIDD_MEDIUM[f"SIDD_Medium_Srgb/Data/{scene}/0002_NOISY_SRGB_011.PNG"])
+    windows_of = read_windows(out)
+    mine = sorted(name for name, (src, _) in windows_of.items() if src == source)
+    assert mine == [f"{source}_y{y:04d}_x{x:04d}" for y in (0, 4) for x in (0, 6, 8)]
+    for name in mine:
+        y, x, h, w = windows_of[name][1]
+        assert np.array_equal(read_image(out / "train" / "input" / f"{name}.png"), full[y:y + h, x:x + w])
+    assert _names(out / "test" / "input")[0] == "sidd_val__0001_01"  # whole blocks
+    assert read_image(out / "test" / "input" / "sidd_val__0001_01.png").shape == (8, 8, 3)
+
+    (out / "train" / "target" / f"{mine[3]}.png").write_bytes(b"")  # as if killed inside the source
+    written = record_writes(monkeypatch, out)
+    _prepare(tmp_path, "denoise", ["sidd_medium"], ["sidd_val"], mirror=server.url, subimages={"sidd_medium": spec})
+    assert sorted(written) == sorted(f"train/{kind}/{name}.png" for name in mine for kind in ("input", "target"))
+    assert read_windows(out) == windows_of
+
+    written.clear()
+    _prepare(tmp_path, "denoise", ["sidd_medium"], ["sidd_val"], mirror=server.url,
+             subimages={"sidd_medium": SubimageSpec(8, 8, 0)})
+    assert len(_names(out / "train" / "input")) == 4 * 4 and len(written) == 2 * (4 * 4 + 6)
 
 
 def test_extraction_resumes_and_drops_pairs_of_other_settings(server, tmp_path, monkeypatch):

@@ -24,6 +24,7 @@ from local_http import serve
 from test_io import full_disk
 
 import sam4ir
+from sam4ir.datasets.subimages import read_windows
 from sam4ir.errors import Sam4irError
 from sam4ir.io import read_image, read_label_map, write_image
 from sam4ir.sam import (ClassicalSegmenter, SamSegmenter, build_sam, ensure_checkpoint, extract_masks,
@@ -399,8 +400,8 @@ def _write_regions(root: Path) -> dict[str, np.ndarray]:
     return truths
 
 
-def _maps(root: Path) -> dict[str, np.ndarray]:
-    masks = root / "data" / "masks" / "derain"
+def _maps(root: Path, task: str = "derain") -> dict[str, np.ndarray]:
+    masks = root / "data" / "masks" / task
     return {f"{p.parent.name}/{p.name}": read_label_map(p) for p in sorted(masks.glob("*/*.png"))}
 
 
@@ -450,3 +451,99 @@ def test_shuffled_resizes_other_images_maps_and_classical_base(tmp_path):
     other = seg([images[1]])[0]
     assert np.array_equal(maps[0], cv2.resize(other, (40, 32), interpolation=cv2.INTER_NEAREST))
     assert derangement(paths, 0) == {paths[0]: paths[1], paths[1]: paths[0]}
+
+
+# --- sub-images: SAM once per source image ---------------------------------------------------------------------
+
+ONE_SAMPLE = {**RELAXED, "points_per_side": 2}  # few masks: post-processing at 1200x900 stays well under a second
+
+
+@pytest.fixture
+def sidd_stage(tmp_path, tiny_ckpt, monkeypatch):
+    """Three SIDD-shaped (1200x900) training pairs prepared into 27 sub-images, two small test pairs; the tiny SAM."""
+    from test_subimages import prepare_folder, write_sidd_folder
+
+    write_sidd_folder(tmp_path / "data" / "real" / "denoise")
+    prepare_folder(tmp_path, monkeypatch)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["sam"].update(backend="sam", source="degraded", model_type="vit_b", checkpoint=str(tiny_ckpt),
+                         download=False, device="cpu", amp="none", batch_size=1)
+    params["sam"]["generator"].update(ONE_SAMPLE)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+def _counting_sam(monkeypatch) -> list[tuple[int, int]]:
+    """Shapes of the images SamSegmenter is given from now on (it still segments them)."""
+    seen, call = [], SamSegmenter.__call__
+    monkeypatch.setattr(SamSegmenter, "__call__", lambda self, images: seen.extend(i.shape[:2] for i in images)
+                        or call(self, images))
+    return seen
+
+
+def _run_log(root: Path, task: str = "denoise") -> dict:
+    return json.loads((root / "data" / "logs" / "sam_masks" / f"{task}.json").read_text())
+
+
+def test_sam_segments_each_source_once_and_crops_its_map(sidd_stage, tiny_sam, monkeypatch, capsys):
+    seen = _counting_sam(monkeypatch)
+    sam_masks.main(["--task", "denoise"])
+    prepared, masks = sidd_stage / "data" / "prepared" / "denoise", sidd_stage / "data" / "masks" / "denoise"
+    assert sorted(seen) == [(96, 128)] * 2 + [(900, 1200)] * 3  # 3 training sources and 2 test images, not 27 crops
+    log = _run_log(sidd_stage)
+    assert log == {**log, "segmented": 5, "written": 29, "skipped": 0}
+    assert "segmented 5 source images and wrote 29 maps" in capsys.readouterr().out
+    summary = json.loads((masks / "summary.json").read_text())
+    assert summary["splits"]["train"] == {**summary["splits"]["train"], "images": 27, "sources": 3, "label_maps": 27}
+    assert summary["complete"]
+
+    segmenter = SamSegmenter(tiny_sam, ONE_SAMPLE)
+    windows_of = read_windows(prepared)
+    for i in range(3):
+        full = segmenter([read_image(sidd_stage / "data" / "real" / "denoise" / "train" / "input" / f"scene{i}.png")])[0]
+        assert full.max() > 1
+        crops = {n: w for n, (source, w) in windows_of.items() if source == f"scene{i}"}
+        assert len(crops) == 9
+        for name, (y, x, h, w) in crops.items():  # ids kept: a segment cut by a window keeps its id
+            assert np.array_equal(read_label_map(masks / "train" / f"{name}.png"), full[y:y + h, x:x + w])
+
+    (masks / "train" / "scene1_y0384_x0688.png").unlink()  # resume: only that source is segmented again
+    seen.clear()
+    sam_masks.main(["--task", "denoise"])
+    assert seen == [(900, 1200)] and _run_log(sidd_stage) == {**_run_log(sidd_stage), "segmented": 1, "written": 9,
+                                                               "skipped": 20}
+
+
+def test_shards_split_source_images(sidd_stage, monkeypatch):
+    seen = _counting_sam(monkeypatch)
+    sam_masks.main(["--task", "denoise", "--shard", "0/2"])  # train sources 0 and 2, test image 0
+    assert sorted(seen) == [(96, 128), (900, 1200), (900, 1200)]
+    names = sorted(p.stem for p in (sidd_stage / "data" / "masks" / "denoise" / "train").glob("*.png"))
+    assert {n.split("_")[0] for n in names} == {"scene0", "scene2"} and len(names) == 18
+
+
+def _source_maps(root: Path) -> dict[str, np.ndarray]:
+    """Each training source's map rebuilt from its sub-images' maps."""
+    maps, sources = _maps(root, "denoise"), {}
+    for name, (source, (y, x, h, w)) in read_windows(root / "data" / "prepared" / "denoise").items():
+        sources.setdefault(source, np.zeros((900, 1200), np.uint16))[y:y + h, x:x + w] = maps[f"train/{name}.png"]
+    return sources
+
+
+def test_controls_on_subimages(sidd_stage):
+    _set_params(sidd_stage, backend="none")
+    sam_masks.main(["--task", "denoise"])
+    maps = _maps(sidd_stage, "denoise")
+    assert len(maps) == 29 and all(not m.any() for m in maps.values())
+    _set_params(sidd_stage, backend="sam")
+    sam_masks.main(["--task", "denoise"])
+    own = _source_maps(sidd_stage)
+    _set_params(sidd_stage, backend="shuffled", shuffle_from="sam", shuffle_seed=0)
+    sam_masks.main(["--task", "denoise"])
+    assert _run_log(sidd_stage)["segmented"] == 5
+    shuffled = _source_maps(sidd_stage)
+    partners = {s: next(o for o in own if np.array_equal(own[o], m)) for s, m in shuffled.items()}
+    assert sorted(partners.values()) == sorted(own) and all(p != s for s, p in partners.items())  # a derangement
+    _set_params(sidd_stage, backend="oracle")
+    with pytest.raises(Sam4irError, match="no exact segment map.*data.source: scenes"):
+        sam_masks.main(["--task", "denoise"])

@@ -4,6 +4,10 @@ A label map is ``H x W`` uint16; 0 = no segment covers the pixel, and ids 1..K a
 and ordered by segment size, largest first. For SAM, "size" is the mask area before overlaps
 are resolved: masks are painted largest first so smaller (usually finer) masks stay visible on
 top; masks completely hidden by smaller ones vanish and the remaining ids are renumbered.
+
+A sub-image's label map is its window of its source image's map (``sam4ir.sam.extract``): ids are kept, so a
+segment cut by a window has the same id in every crop it reaches; within a crop ids are unique but need not be
+contiguous (readers count pixels per id, none assumes 1..K).
 """
 
 from __future__ import annotations
