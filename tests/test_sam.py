@@ -473,11 +473,15 @@ def sidd_stage(tmp_path, tiny_ckpt, monkeypatch):
     return tmp_path
 
 
-def _counting_sam(monkeypatch) -> list[tuple[int, int]]:
-    """Shapes of the images SamSegmenter is given from now on (it still segments them)."""
+def _recording_sam(monkeypatch) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(image, label map) of every image SamSegmenter segments from now on."""
     seen, call = [], SamSegmenter.__call__
-    monkeypatch.setattr(SamSegmenter, "__call__", lambda self, images: seen.extend(i.shape[:2] for i in images)
-                        or call(self, images))
+
+    def record(self, images):
+        maps = call(self, images)
+        seen.extend(zip(images, maps))
+        return maps
+    monkeypatch.setattr(SamSegmenter, "__call__", record)
     return seen
 
 
@@ -485,11 +489,11 @@ def _run_log(root: Path, task: str = "denoise") -> dict:
     return json.loads((root / "data" / "logs" / "sam_masks" / f"{task}.json").read_text())
 
 
-def test_sam_segments_each_source_once_and_crops_its_map(sidd_stage, tiny_sam, monkeypatch, capsys):
-    seen = _counting_sam(monkeypatch)
+def test_sam_segments_each_source_once_and_crops_its_map(sidd_stage, monkeypatch, capsys):
+    seen = _recording_sam(monkeypatch)
     sam_masks.main(["--task", "denoise"])
-    prepared, masks = sidd_stage / "data" / "prepared" / "denoise", sidd_stage / "data" / "masks" / "denoise"
-    assert sorted(seen) == [(96, 128)] * 2 + [(900, 1200)] * 3  # 3 training sources and 2 test images, not 27 crops
+    real, masks = sidd_stage / "data" / "real" / "denoise", sidd_stage / "data" / "masks" / "denoise"
+    assert sorted(image.shape[:2] for image, _ in seen) == [(96, 128)] * 2 + [(900, 1200)] * 3  # not 27 crops
     log = _run_log(sidd_stage)
     assert log == {**log, "segmented": 5, "written": 29, "skipped": 0}
     assert "segmented 5 source images and wrote 29 maps" in capsys.readouterr().out
@@ -497,12 +501,12 @@ def test_sam_segments_each_source_once_and_crops_its_map(sidd_stage, tiny_sam, m
     assert summary["splits"]["train"] == {**summary["splits"]["train"], "images": 27, "sources": 3, "label_maps": 27}
     assert summary["complete"]
 
-    segmenter = SamSegmenter(tiny_sam, ONE_SAMPLE)
-    windows_of = read_windows(prepared)
+    windows_of = read_windows(sidd_stage / "data" / "prepared" / "denoise")
     for i in range(3):
-        full = segmenter([read_image(sidd_stage / "data" / "real" / "denoise" / "train" / "input" / f"scene{i}.png")])[0]
+        source = read_image(real / "train" / "input" / f"scene{i}.png")
+        full = next(labels for image, labels in seen if np.array_equal(image, source))  # SAM saw the whole source
         assert full.max() > 1
-        crops = {n: w for n, (source, w) in windows_of.items() if source == f"scene{i}"}
+        crops = {n: w for n, (src, w) in windows_of.items() if src == f"scene{i}"}
         assert len(crops) == 9
         for name, (y, x, h, w) in crops.items():  # ids kept: a segment cut by a window keeps its id
             assert np.array_equal(read_label_map(masks / "train" / f"{name}.png"), full[y:y + h, x:x + w])
@@ -510,14 +514,14 @@ def test_sam_segments_each_source_once_and_crops_its_map(sidd_stage, tiny_sam, m
     (masks / "train" / "scene1_y0384_x0688.png").unlink()  # resume: only that source is segmented again
     seen.clear()
     sam_masks.main(["--task", "denoise"])
-    assert seen == [(900, 1200)] and _run_log(sidd_stage) == {**_run_log(sidd_stage), "segmented": 1, "written": 9,
-                                                               "skipped": 20}
+    assert [image.shape[:2] for image, _ in seen] == [(900, 1200)]
+    assert _run_log(sidd_stage) == {**_run_log(sidd_stage), "segmented": 1, "written": 9, "skipped": 20}
 
 
 def test_shards_split_source_images(sidd_stage, monkeypatch):
-    seen = _counting_sam(monkeypatch)
+    seen = _recording_sam(monkeypatch)
     sam_masks.main(["--task", "denoise", "--shard", "0/2"])  # train sources 0 and 2, test image 0
-    assert sorted(seen) == [(96, 128), (900, 1200), (900, 1200)]
+    assert sorted(image.shape[:2] for image, _ in seen) == [(96, 128), (900, 1200), (900, 1200)]
     names = sorted(p.stem for p in (sidd_stage / "data" / "masks" / "denoise" / "train").glob("*.png"))
     assert {n.split("_")[0] for n in names} == {"scene0", "scene2"} and len(names) == 18
 
@@ -530,17 +534,18 @@ def _source_maps(root: Path) -> dict[str, np.ndarray]:
     return sources
 
 
-def test_controls_on_subimages(sidd_stage):
+def test_controls_on_subimages(sidd_stage, monkeypatch):
     _set_params(sidd_stage, backend="none")
     sam_masks.main(["--task", "denoise"])
     maps = _maps(sidd_stage, "denoise")
     assert len(maps) == 29 and all(not m.any() for m in maps.values())
-    _set_params(sidd_stage, backend="sam")
-    sam_masks.main(["--task", "denoise"])
-    own = _source_maps(sidd_stage)
     _set_params(sidd_stage, backend="shuffled", shuffle_from="sam", shuffle_seed=0)
+    seen = _recording_sam(monkeypatch)
     sam_masks.main(["--task", "denoise"])
-    assert _run_log(sidd_stage)["segmented"] == 5
+    assert _run_log(sidd_stage)["segmented"] == 5 and len(seen) == 5
+    real = sidd_stage / "data" / "real" / "denoise" / "train" / "input"
+    own = {f"scene{i}": next(labels for image, labels in seen
+                             if np.array_equal(image, read_image(real / f"scene{i}.png"))) for i in range(3)}
     shuffled = _source_maps(sidd_stage)
     partners = {s: next(o for o in own if np.array_equal(own[o], m)) for s, m in shuffled.items()}
     assert sorted(partners.values()) == sorted(own) and all(p != s for s, p in partners.items())  # a derangement
