@@ -81,8 +81,10 @@ def main(argv: list[str] | None = None) -> None:
     manifest = [paths.prepared / MANIFEST] if windows_of else []
 
     backend = config.get(params, "sam.backend", choices=BACKENDS)
+    # Only rank 0 writes settings and summary: the other ranks do not read every image to hash it.
     settings = {"backend": backend, "source": source,
-                "images_sha256": files_sha256([*(p for split in SPLITS for p in images[split]), *manifest]),
+                "images_sha256": files_sha256([*(p for split in SPLITS for p in images[split]), *manifest])
+                if rank == 0 else None,
                 "code_sha256": files_sha256(sorted(SEGMENTATION_CODE.glob("*.py")))}
     with process_group(world) as barrier:
         if rank == 0:  # first alone: it may download the checkpoint, and drops stale maps before anyone writes
