@@ -16,8 +16,8 @@ import json
 import os
 import shutil
 import zlib
-from pathlib import Path
 from dataclasses import asdict
+from pathlib import Path
 from typing import Mapping, Sequence
 
 
