@@ -15,7 +15,9 @@ windows together, and a report can find where any crop came from.
 from __future__ import annotations
 
 import json
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
@@ -28,6 +30,7 @@ from sam4ir.io import write_image, write_json
 MANIFEST = "subimages.json"
 ABOUT = ("the sub-images of the training split: each source image (<set>__<name>), its shape [h, w] and every "
          "sub-image cut from it with its window [y, x, h, w]; written by prepare_data")
+WRITERS = min(8, os.cpu_count() or 1)  # threads writing one source's sub-images (BasicSR uses a process pool)
 SAVE_EVERY_S = 10.0  # a killed extraction loses at most this much recorded progress (the manifest is rewritten)
 
 Window = tuple[int, int, int, int]  # y, x, h, w
@@ -75,9 +78,10 @@ def write_subimages(split_dir: Path, source: str, images: Mapping[str, np.ndarra
     ``split_dir/<kind>/``; return their names and windows."""
     shape = next(iter(images.values())).shape[:2]
     cut = {subimage_name(source, win): win for win in windows(shape, spec)}
-    for name, (y, x, h, w) in cut.items():
-        for kind, image in images.items():
-            write_image(split_dir / kind / f"{name}.png", np.ascontiguousarray(image[y:y + h, x:x + w]))
+    jobs = [(split_dir / kind / f"{name}.png", image[y:y + h, x:x + w])
+            for name, (y, x, h, w) in cut.items() for kind, image in images.items()]
+    with ThreadPoolExecutor(WRITERS) as pool:  # PNG encoding and fsync release the GIL
+        list(pool.map(lambda job: write_image(job[0], np.ascontiguousarray(job[1])), jobs))
     return cut
 
 
