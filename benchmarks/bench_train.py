@@ -30,6 +30,7 @@ import torch
 from sam4ir import config, models
 from sam4ir.losses import RECON_LOSSES
 from sam4ir.objectives import BaselineObjective
+from sam4ir.spf import build_ir2
 from sam4ir.stages.distill import distill_objective
 from sam4ir.train import resolve_device
 
@@ -74,7 +75,9 @@ def objective_for(case: str, params: dict, cfg: dict) -> torch.nn.Module:
     recon = config.get(params, "train.loss", choices=RECON_LOSSES)
     if case == "baseline":
         return BaselineObjective(ir1, recon)
-    return distill_objective(params, ir1, cfg["name"], cfg["kwargs"], "spd_sgr", analyzer_pretrained=False)
+    prior = config.get(params, "spf.prior")
+    teacher = build_ir2(ir1, cfg["name"], cfg["kwargs"], prior, config.get(params, "spf.ir2_init"))
+    return distill_objective(params, ir1, teacher, "spd_sgr", analyzer_pretrained=False)
 
 
 def run_case(case: str, params: dict, args: argparse.Namespace) -> dict:

@@ -13,7 +13,7 @@ from sam4ir import models
 from sam4ir.analyzer import VGGFeatures, build_analyzer, vgg19_relu3_4
 from sam4ir.errors import Sam4irError
 from sam4ir.losses import recon_loss
-from sam4ir.objectives import DistillObjective, DistillWeights
+from sam4ir.objectives import DistillObjective, DistillWeights, SpfObjective
 from sam4ir.sgr import region_prototypes, relation_matrix, select_regions, sgr_loss
 from sam4ir.spd import spd_loss
 from sam4ir.spf import boundary, build_ir2, encode_prior, prior_channels, region_mean, spf_input
@@ -263,11 +263,12 @@ def test_spd_gradient_reaches_only_the_student():
         spd_loss(torch.zeros(1), torch.zeros(1), "huber")
 
 
-def objective(weights: DistillWeights, analyzer: str = "ir_features", priors: bool = True) -> DistillObjective:
+def objective(weights: DistillWeights, analyzer: str = "ir_features", priors: bool = True, teacher: str = "frozen",
+              baseline: torch.nn.Module | None = None) -> DistillObjective:
     ir1, ir2 = tiny_pair()
     return DistillObjective(ir1, ir2, recon="psnr", weights=weights, prior="mean", analyzer=analyzer,
                             spd_kind="l1", sgr_min_pixels=1, sgr_max_regions=8, detach_spf_input=False,
-                            priors=priors, analyzer_pretrained=False)
+                            priors=priors, teacher=teacher, baseline=baseline, analyzer_pretrained=False)
 
 
 def batch() -> dict:
@@ -276,19 +277,86 @@ def batch() -> dict:
             "mask": torch.randint(0, 5, (2, 16, 16), generator=g)}
 
 
+def weights_of(net: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in net.parameters()]
+
+
 def test_a_zero_weight_removes_the_term_and_its_computation():
     control = objective(DistillWeights(0, 0, 0))
-    assert "ir2" not in control.nets and control.analyzer is None
+    assert control.teacher_net is None and "ir2" not in control.nets and control.analyzer is None
     assert set(control(batch())) == {"loss", "recon1"}
-    spd_only = objective(DistillWeights(1, 1, 0))
+    spd_only = objective(DistillWeights(1, 1, 0), teacher="joint")
     calls = []
     spd_only.analyzer.register_forward_hook(lambda *a: calls.append(1))
     terms = spd_only(batch())
     assert set(terms) == {"loss", "recon1", "recon2", "spd"} and calls == [1]
-    full = objective(DistillWeights(1, 0.5, 2))
+    full = objective(DistillWeights(1, 0.5, 2), teacher="joint")
     terms = full(batch())
     expected = terms["recon1"] + terms["recon2"] + 0.5 * terms["spd"] + 2 * terms["sgr"]
     assert torch.allclose(terms["loss"], expected)
+
+
+def test_the_frozen_teacher_is_never_updated_and_the_loss_is_the_papers():
+    """teacher: frozen is the paper's L = L_rec1 + λ1 L_SPD + λ2 L_SGR: no L_rec2 (whatever recon2_weight says), IR2
+    holds no trainable parameter and keeps its weights bit for bit through real training steps, while IR1 learns."""
+    from sam4ir.train import TrainConfig, fit
+
+    obj = objective(DistillWeights(recon2=5.0, spd=0.5, sgr=2.0))
+    teacher, student = weights_of(obj.teacher_net), weights_of(obj.nets["ir1"])
+    assert list(obj.nets) == ["ir1"] and not any(p.requires_grad for p in obj.teacher_net.parameters())
+    terms = obj(batch())
+    assert set(terms) == {"loss", "recon1", "spd", "sgr"}
+    assert torch.allclose(terms["loss"], terms["recon1"] + 0.5 * terms["spd"] + 2 * terms["sgr"])
+
+    class Pairs(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 2
+
+        def __getitem__(self, i: int) -> dict:
+            return {k: v[i] for k, v in batch().items()}
+
+    fit(obj, Pairs(), TrainConfig(iters=3, batch_size=2, lr=1e-2, val_every=3, ckpt_every=3))
+    assert all(torch.equal(a, b) for a, b in zip(teacher, weights_of(obj.teacher_net)))
+    assert not all(torch.equal(a, b) for a, b in zip(student, weights_of(obj.nets["ir1"])))
+    assert not obj.teacher_net.training  # fit's train() leaves a frozen teacher in eval mode
+
+
+def test_the_joint_teacher_trains_with_its_own_reconstruction_loss():
+    obj = objective(DistillWeights(1, 1, 1), teacher="joint")
+    assert obj.teacher_net is None and all(p.requires_grad for p in obj.nets["ir2"].parameters())
+    obj(batch())["loss"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in obj.nets["ir2"].parameters())
+    frozen = objective(DistillWeights(0, 1, 1), teacher="joint")  # joint without L_rec2: nothing trains IR2
+    assert "ir2" not in frozen.nets and not any(p.requires_grad for p in frozen.teacher_net.parameters())
+
+
+def test_teacher_input_baseline_feeds_ir2_the_frozen_baselines_output():
+    """With a baseline, the teacher's features do not depend on the student at all (fixed targets); without
+    one, IR2 sees the student's current output, detached: no gradient reaches IR1 through the teacher."""
+    base, _ = tiny_pair()
+    torch.manual_seed(5)
+    with torch.no_grad():  # a baseline unlike the student, and a teacher that is not the identity
+        for p in base.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    data = batch()
+    fixed = objective(DistillWeights(0, 1, 0), analyzer="images", baseline=base)
+    with torch.no_grad():
+        for p in fixed.teacher_net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        assert not torch.allclose(base(data["input"]), fixed.nets["ir1"](data["input"]), atol=1e-3)
+    with torch.no_grad():
+        expected = fixed.teacher_net(spf_input(base(data["input"]), data["mask"], "mean"))
+        spd = (fixed.nets["ir1"](data["input"]) - expected).abs().mean()
+    assert torch.allclose(fixed(data)["spd"], spd)
+    assert not any(p.requires_grad for p in base.parameters())
+    student = objective(DistillWeights(0, 1, 0), analyzer="images")
+    with torch.no_grad():
+        for p in student.teacher_net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    y1 = student.nets["ir1"](data["input"])
+    with torch.no_grad():
+        teacher_out = student.teacher_net(spf_input(y1, data["mask"], "mean"))
+    assert torch.allclose(student(data)["spd"], (y1 - teacher_out).abs().mean())
 
 
 def test_no_prior_is_the_full_method_on_all_zero_masks():
@@ -300,43 +368,36 @@ def test_no_prior_is_the_full_method_on_all_zero_masks():
         return terms, [p.grad.clone() for p in obj.nets["ir1"].parameters() if p.grad is not None]
 
     data = batch()
-    blank, _ = step(objective(DistillWeights(1, 1, 1), priors=False), {k: v for k, v in data.items() if k != "mask"})
-    zeros, _ = step(objective(DistillWeights(1, 1, 1)), {**data, "mask": torch.zeros_like(data["mask"])})
-    informed, _ = step(objective(DistillWeights(1, 1, 1)), data)
-    _, blank_grads = step(objective(DistillWeights(1, 1, 1), priors=False), data)  # a given mask is ignored
-    _, zero_grads = step(objective(DistillWeights(1, 1, 1)), {**data, "mask": torch.zeros_like(data["mask"])})
-    assert all(torch.equal(blank[k], zeros[k]) for k in zeros)
-    assert all(torch.equal(a, b) for a, b in zip(blank_grads, zero_grads))
-    assert blank["sgr"] == 0 and informed["sgr"] > 0  # no regions, no relation to keep
+    for teacher in ("frozen", "joint"):
+        blank, _ = step(objective(DistillWeights(1, 1, 1), priors=False, teacher=teacher),
+                        {k: v for k, v in data.items() if k != "mask"})
+        zeros, _ = step(objective(DistillWeights(1, 1, 1), teacher=teacher), {**data, "mask": torch.zeros_like(data["mask"])})
+        informed, _ = step(objective(DistillWeights(1, 1, 1), teacher=teacher), data)
+        _, blank_grads = step(objective(DistillWeights(1, 1, 1), priors=False, teacher=teacher), data)  # mask ignored
+        _, zero_grads = step(objective(DistillWeights(1, 1, 1), teacher=teacher),
+                             {**data, "mask": torch.zeros_like(data["mask"])})
+        assert all(torch.equal(blank[k], zeros[k]) for k in zeros)
+        assert all(torch.equal(a, b) for a, b in zip(blank_grads, zero_grads))
+        assert blank["sgr"] == 0 and informed["sgr"] > 0  # no regions, no relation to keep
 
 
-def test_teacher_warm_up_trains_ir2_alone_from_the_students_quality():
-    """Phase 1 of a distillation run: only IR2 learns (IR1 gets no gradient and is not in nets), on the same
-    priors as the run; at its first step the teacher's loss is exactly the student's (IR2 is the identity)."""
-    full = objective(DistillWeights(1, 1, 1))
-    warm = full.teacher()
-    assert list(warm.nets) == ["ir2"] and warm.nets["ir2"] is full.nets["ir2"]
-    assert not any(p is q for p in warm.parameters() for q in full.nets["ir1"].parameters())
+def test_spf_trains_ir2_alone_from_the_students_quality():
+    """The SPF scheme: only IR2 learns (IR1 is frozen and not in nets), on the run's priors; at its first step the
+    teacher's loss is exactly the student's (IR2 starts as the identity on ŷ1)."""
+    ir1, ir2 = tiny_pair()
+    spf = SpfObjective(ir1, ir2, recon="psnr", prior="mean")
+    assert list(spf.nets) == ["ir2"] and not any(p.requires_grad for p in ir1.parameters())
     data = batch()
-    terms = warm(data)
+    terms = spf(data)
     terms["loss"].backward()
-    student = recon_loss("psnr", [full.nets["ir1"](data["input"])], data["target"])
-    assert torch.allclose(terms["loss"], student)
-    assert all(p.grad is None for p in full.nets["ir1"].parameters())
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in full.nets["ir2"].parameters())
-    blind = objective(DistillWeights(1, 1, 1), priors=False).teacher()  # no_prior's teacher reads no mask
+    student = recon_loss("psnr", [ir1(data["input"])], data["target"])
+    assert torch.allclose(terms["loss"], student) and set(terms) == {"loss", "recon2"}
+    assert all(p.grad is None for p in ir1.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in ir2.parameters())
+    blind = SpfObjective(ir1, ir2, recon="psnr", prior="mean", priors=False)  # spf_no_prior reads no mask
     assert torch.isfinite(blind({k: v for k, v in data.items() if k != "mask"})["loss"])
-
-
-def test_without_recon2_ir2_is_a_frozen_teacher():
-    """Only L_rec2 trains IR2; with its weight 0, IR2 must hold no trainable parameter (DDP would otherwise wait
-    for gradients that never come) while IR1 still learns from SPD and SGR."""
-    obj = objective(DistillWeights(0, 1, 1))
-    assert not any(p.requires_grad for p in obj.nets["ir2"].parameters())
-    obj(batch())["loss"].backward()
-    assert all(p.grad is None for p in obj.nets["ir2"].parameters())
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in obj.nets["ir1"].parameters())
-    assert all(p.requires_grad for p in objective(DistillWeights(1, 1, 1)).nets["ir2"].parameters())
+    spf.train()
+    assert spf.nets["ir2"].training and not spf.student.training
 
 
 def test_distilled_ir1_loads_strictly_into_the_baseline_class(tmp_path):

@@ -25,7 +25,8 @@ def tiny_params() -> dict:
     params["tasks"] = ["derain"]  # one task keeps the suite fast; the DAG is the same for every task
     params["data"]["scenes"].update(size=48, scenes_train=4, scenes_val=2, scenes_test=2)
     params["train"].update(iters=6, batch_size=2, crop=32, val_every=3, ckpt_every=3)
-    params["distill"].update(iters=4, teacher_iters=3)
+    params["distill"].update(iters=4)
+    params["spf"].update(iters=3)
     params["eval"]["save_images"] = 1
     params["report"].update(latency_runs=0, latency_size=32)  # no latency measured: every output byte-stable
     return params
@@ -89,7 +90,7 @@ def test_forced_rerun_reproduces_every_output_bit_for_bit(project):
     the same bytes (no timings or run counts inside an out), so dvc.lock does not change and DVC sees nothing new."""
     lock = (project / "dvc.lock").read_text()
     out = run([sys.executable, "-m", "dvc", "repro", "--force"], project)
-    assert out.count("Running stage") == 8, out  # every stage of the one-task DAG
+    assert out.count("Running stage") == 10, out  # every stage of the one-task DAG
     assert (project / "dvc.lock").read_text() == lock
     assert "Data and pipelines are up to date" in run([sys.executable, "-m", "dvc", "status"], project)
 
@@ -148,10 +149,11 @@ def ran_stages(log: str) -> set[str]:
 
 
 @pytest.mark.parametrize("key, value, expected", [
-    ("distill.sgr_weight", 0.5, {"no_prior", "distill", "report"}),   # never the data, masks, baseline or control
+    ("distill.sgr_weight", 0.5, {"distill", "report"}),   # never the data, masks, baseline, teachers or no_prior
+    ("spf.iters", 5, {"spf", "spf_no_prior", "report"}),  # the teachers, never a student directly
     ("distill.iters", 5, {"control", "no_prior", "distill", "report"}),  # the control matches the iterations
     ("sam.backend", "oracle", {"sam_masks", "evaluate"}),              # no_prior reads no label map
-    ("train.lr", 0.002, {"train_baseline", "control", "no_prior", "distill"}),
+    ("train.lr", 0.002, {"train_baseline", "spf", "spf_no_prior", "control", "no_prior", "distill"}),
     ("eval.crop_border", 4, {"evaluate"}),
 ])
 def test_a_param_reruns_only_the_stages_that_read_it(project, key, value, expected):
@@ -167,6 +169,13 @@ def test_a_param_reruns_only_the_stages_that_read_it(project, key, value, expect
     finally:
         (project / "params.yaml").write_text(original)
     assert ran_stages(out) == expected, out
+
+
+def test_a_loss_weight_sweep_retrains_only_the_student(project):
+    """A λ experiment pays for what it changes: the student, its evaluation and the report; never the data, the
+    masks, the baseline, the SPF teachers, the control or no_prior (SGR is zero without regions)."""
+    out = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "distill.sgr_weight=0.5"], project)
+    assert ran_stages(out) == {"distill", "evaluate", "report"}, out
 
 
 def test_sam_size_table_from_two_small_sams(project, tmp_path):
@@ -188,7 +197,7 @@ def test_sam_size_table_from_two_small_sams(project, tmp_path):
                    "-S", "sam.generator.stability_score_thresh=0.0", "-S", "sam.generator.box_nms_thresh=1.0"],
                   project)
         # another prior source re-runs the masks and what reads them; the baseline, control and no_prior are reused
-        assert ran_stages(out) == {"sam_masks", "distill", "evaluate", "report"}, out
+        assert ran_stages(out) == {"sam_masks", "spf", "distill", "evaluate", "report"}, out
     run([sys.executable, "-m", "sam4ir.stages.paper_tables", "sam_size", "--out", str(tmp_path)], project)
     table = pd.read_csv(tmp_path / "sam_size.csv")
     mean = table[table.set == "mean"]

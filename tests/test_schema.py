@@ -37,7 +37,7 @@ def test_shipped_params_pass():
 @pytest.mark.parametrize("key, value", [
     ("model.name", "hinet"), ("model.name", "restormer"), ("sam.backend", "oracle"), ("sam.backend", "shuffled"),
     ("distill.sgr_weight", 0), ("train.device", "cuda:1"), ("data.source", "download"), ("spf.prior", "both"),
-    ("train.seed", 2), ("distill.teacher_iters", 0),
+    ("train.seed", 2), ("distill.teacher", "joint"), ("distill.teacher_input", "baseline"), ("distill.init", "scratch"),
 ])
 def test_values_the_readme_suggests_pass(key, value):
     check_params(with_value(key, value), "params.yaml")

@@ -1,9 +1,14 @@
-"""What each run minimises: the baseline's reconstruction loss, and the paper's total loss
+"""What each run minimises, one module per scheme of the paper:
 
-    L = L_recon(IR1) + recon2_weight * L_recon(IR2) + spd_weight * L_SPD + sgr_weight * L_SGR.
+- :class:`BaselineObjective`: IR1 alone, L_rec¹ (the paper's "original" row);
+- :class:`SpfObjective` (SPF, semantic priors fusion): the teacher IR2 alone learns to restore the frozen
+  baseline's output fused with SAM's masks, L_rec²;
+- :class:`DistillObjective` (SPD): IR1 with the paper's total loss L = L_rec¹ + λ₁·L_SPD + λ₂·L_SGR against that
+  teacher, frozen (``teacher='frozen'``, the formula's reading: no term trains IR2), or trained on
+  (``teacher='joint'``, [ours]: + recon2_weight·L_rec²).
 
-A weight of 0 removes its term *and its computation*: with all three at 0 (the control run) IR2 and the
-analyzer are never run, so the control differs from the distilled run only by the semantic priors.
+A weight of 0 removes its term *and its computation*: with all of them at 0 (the control run) IR2 and the analyzer
+are never run, so the control differs from the distilled run only by what the teacher passes on.
 """
 
 from __future__ import annotations
@@ -20,6 +25,23 @@ from sam4ir.sgr import sgr_loss
 from sam4ir.spd import spd_loss
 from sam4ir.spf import spf_input
 
+TEACHERS = ("frozen", "joint")
+TEACHER_INPUTS = ("student", "baseline")
+
+
+def frozen(net: nn.Module) -> nn.Module:
+    """``net`` with no trainable parameter and in eval mode: a fixed function of its input (DDP-safe)."""
+    net.requires_grad_(False)
+    return net.eval()
+
+
+def label_map(batch: dict, like: Tensor, priors: bool) -> Tensor:
+    """The batch's label maps, or all zeros (every pixel unlabelled: no region information) without priors.
+
+    Without priors no 'mask' is read at all, so a no-prior run computes exactly what all-zero masks give.
+    """
+    return batch["mask"] if priors else like.new_zeros((like.shape[0], *like.shape[2:]), dtype=torch.long)
+
 
 class BaselineObjective(nn.Module):
     """IR1 alone with its reconstruction loss (the paper's "original" row)."""
@@ -35,6 +57,33 @@ class BaselineObjective(nn.Module):
         return {"loss": loss, "recon1": loss.detach()}
 
 
+class SpfObjective(nn.Module):
+    """SPF: IR2 learns to restore IR1's output ŷ₁ fused with the prior; IR1 (the baseline) is frozen.
+
+    Started as the identity on ŷ₁ (``spf.ir2_init: identity``), the teacher begins exactly at its student's quality
+    and can only gain what ŷ₁ and the prior let it gain. ``priors=False`` trains the same teacher on no region
+    information (the teacher of the ``no_prior`` control). Only IR2 is in ``nets`` (trained, checkpointed).
+    """
+
+    def __init__(self, ir1: nn.Module, ir2: nn.Module, *, recon: str, prior: str, priors: bool = True) -> None:
+        super().__init__()
+        self.nets = nn.ModuleDict({"ir2": ir2})
+        self.student = frozen(ir1)
+        self.recon, self.prior, self.priors = recon, prior, priors
+
+    def train(self, mode: bool = True) -> "SpfObjective":
+        super().train(mode)
+        self.student.eval()
+        return self
+
+    def forward(self, batch: dict) -> dict[str, Tensor]:
+        with torch.no_grad():
+            y1 = self.student(batch["input"])
+        out2 = self.nets["ir2"].forward_train(spf_input(y1, label_map(batch, y1, self.priors), self.prior))
+        loss = recon_loss(self.recon, out2.images, batch["target"])
+        return {"loss": loss, "recon2": loss.detach()}
+
+
 @dataclass(frozen=True)
 class DistillWeights:
     recon2: float = 1.0
@@ -47,36 +96,53 @@ class DistillWeights:
 
 
 class DistillObjective(nn.Module):
-    """IR1 and the SPF branch IR2 trained jointly; SPD and SGR pull IR1 toward IR2's semantically informed features.
+    """SPD: SPD and SGR pull IR1 toward the SPF teacher IR2's semantically informed features.
 
     batch: 'input', 'target' (B x 3 x H x W), 'mask' (B x H x W SAM label map, cropped with the image).
-    ``priors=False`` (the ``no_prior`` control) replaces every label map by zeros (every pixel unlabelled) and
-    reads no 'mask': the same computation as all-zero masks, with no region information.
+    ``teacher``: ``frozen`` (IR2 fixed, L_rec² never computed) or ``joint`` (IR2 trained on with recon2_weight·L_rec²,
+    in ``nets``). ``baseline``: a frozen IR1 whose output feeds IR2 instead of the current student's
+    (``distill.teacher_input: baseline``: fixed teacher targets). ``priors=False`` (the ``no_prior`` control)
+    replaces every label map by zeros and reads no 'mask'.
     """
 
     def __init__(self, ir1: nn.Module, ir2: Optional[nn.Module], *, recon: str, weights: DistillWeights,
                  prior: str, analyzer: str, spd_kind: str, sgr_min_pixels: int, sgr_max_regions: int,
-                 detach_spf_input: bool, priors: bool = True, analyzer_pretrained: bool = True) -> None:
+                 detach_spf_input: bool, priors: bool = True, teacher: str = "frozen",
+                 baseline: Optional[nn.Module] = None, analyzer_pretrained: bool = True) -> None:
         super().__init__()
+        if teacher == "frozen":
+            weights = DistillWeights(recon2=0.0, spd=weights.spd, sgr=weights.sgr)
         nets = {"ir1": ir1}
+        self.teacher_net: Optional[nn.Module] = None
+        self.baseline: Optional[nn.Module] = None
         if weights.uses_ir2:
-            nets["ir2"] = ir2
-            if weights.recon2 == 0:  # only L_rec2 trains IR2; without it IR2 is a fixed teacher (and DDP-safe)
-                ir2.requires_grad_(False)
+            if teacher == "joint" and weights.recon2 > 0:
+                nets["ir2"] = ir2  # trained and checkpointed with IR1
+            else:
+                self.teacher_net = frozen(ir2)
+            self.baseline = frozen(baseline) if baseline is not None else None
         self.nets = nn.ModuleDict(nets)
-        self.recon, self.weights, self.prior = recon, weights, prior
+        self.recon, self.weights, self.prior, self.teacher = recon, weights, prior, teacher
         self.spd_kind, self.min_pixels, self.max_regions = spd_kind, sgr_min_pixels, sgr_max_regions
         self.detach_spf_input, self.priors = detach_spf_input, priors
         needs_analyzer = weights.spd > 0 or weights.sgr > 0
         self.analyzer = build_analyzer(analyzer, pretrained=analyzer_pretrained) if needs_analyzer else None
 
-    def label_map(self, batch: dict, y1: Tensor) -> Tensor:
-        """The batch's label maps, or all zeros (every pixel unlabelled) without priors."""
-        return batch["mask"] if self.priors else y1.new_zeros((y1.shape[0], *y1.shape[2:]), dtype=torch.long)
+    def train(self, mode: bool = True) -> "DistillObjective":
+        super().train(mode)
+        for net in (self.teacher_net, self.baseline):
+            if net is not None:
+                net.eval()
+        return self
 
-    def teacher(self) -> "TeacherObjective":
-        """The warm-up objective of this run's teacher (same IR2, same priors)."""
-        return TeacherObjective(self)
+    def _teacher_input(self, batch: dict, y1: Tensor) -> Tensor:
+        """What IR2 restores: the frozen baseline's output, or the student's (detached unless IR2 trains with it
+        and ``spf.detach_input`` is off, the joint reading's path for L_rec² into IR1)."""
+        if self.baseline is not None:
+            with torch.no_grad():
+                return self.baseline(batch["input"])
+        trains_through = "ir2" in self.nets and not self.detach_spf_input
+        return y1 if trains_through else y1.detach()
 
     def forward(self, batch: dict) -> dict[str, Tensor]:
         target, w = batch["target"], self.weights
@@ -86,13 +152,16 @@ class DistillObjective(nn.Module):
         loss = recon1
         if w.uses_ir2:
             y1 = out1.images[-1]
-            mask = self.label_map(batch, y1)
-            out2 = self.nets["ir2"].forward_train(
-                spf_input(y1.detach() if self.detach_spf_input else y1, mask, self.prior))
-            if w.recon2 > 0:
+            mask = label_map(batch, y1, self.priors)
+            x2 = spf_input(self._teacher_input(batch, y1), mask, self.prior)
+            if "ir2" in self.nets:
+                out2 = self.nets["ir2"].forward_train(x2)
                 recon2 = recon_loss(self.recon, out2.images, target)
                 terms["recon2"] = recon2.detach()
                 loss = loss + w.recon2 * recon2
+            else:
+                with torch.no_grad():
+                    out2 = self.teacher_net.forward_train(x2)
             if self.analyzer is not None:
                 f_s, f_t = self.analyzer(out1, out2)
                 if w.spd > 0:
@@ -105,27 +174,3 @@ class DistillObjective(nn.Module):
                     loss = loss + w.sgr * sgr
         terms["loss"] = loss
         return terms
-
-
-class TeacherObjective(nn.Module):
-    """The teacher's warm-up: IR2 alone learns to restore IR1's output with the prior, IR1 fixed.
-
-    Started as the identity on ŷ1, IR2 needs many more steps to learn to use a prior than joint distillation
-    gives it (measured on the scenes demo: with exact segments, 200 joint steps gain ~0.1 dB over no regions,
-    1200 teacher steps ~1 dB). Warming it up first means distillation starts from a teacher that is already
-    better than its student and already informed by the prior. Only IR2 is in ``nets`` (trained, checkpointed).
-    """
-
-    def __init__(self, distill: DistillObjective) -> None:
-        super().__init__()
-        self.nets = nn.ModuleDict({"ir2": distill.nets["ir2"]})
-        self._student = (distill.nets["ir1"],)  # a tuple: not a submodule, so never optimised here
-        self._distill = (distill,)
-
-    def forward(self, batch: dict) -> dict[str, Tensor]:
-        distill = self._distill[0]
-        with torch.no_grad():
-            y1 = self._student[0](batch["input"])
-        out2 = self.nets["ir2"].forward_train(spf_input(y1, distill.label_map(batch, y1), distill.prior))
-        loss = recon_loss(distill.recon, out2.images, batch["target"])
-        return {"loss": loss, "recon2": loss.detach()}

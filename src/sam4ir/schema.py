@@ -230,12 +230,14 @@ class Spf(Section):
     prior: Literal["mean", "boundary", "both", "mean_std"]
     detach_input: bool
     ir2_init: Literal["identity", "copy"]
+    iters: Count
+    lr: Positive
 
 
 class Distill(Section):
+    teacher: Literal["frozen", "joint"]
+    teacher_input: Literal["student", "baseline"]
     init: Literal["baseline", "scratch"]
-    teacher_iters: Size
-    teacher_lr: Positive
     iters: Count
     lr: Positive
     spd_weight: NonNegative

@@ -92,14 +92,17 @@ def _eval_metrics(data: dict) -> dict[str, dict]:
             for task, record in task_metrics(data).items()}
 
 
-def experiment_rows(exp_show: list[dict], experiments_only: bool = False) -> pd.DataFrame:
+def experiment_rows(exp_show: list[dict], experiments_only: bool = False, prefix: str = "") -> pd.DataFrame:
     """Long table: experiment, config, commit, seed, task, method, psnr, ssim, and one column per param that differs
     between the revisions counted. Finished experiments only, each once; with ``experiments_only`` not the workspace
     nor the baseline commits (whose committed results may come from another machine), else those too, less any that
-    repeats another revision exactly (the workspace after ``dvc exp apply`` or a clean checkout)."""
+    repeats another revision exactly (the workspace after ``dvc exp apply`` or a clean checkout); with ``prefix``
+    only the experiments whose name starts with it."""
     rows, params, seen = [], {}, set()
     for rev in revisions(exp_show):
         if rev.state != "success" or not rev.data or (experiments_only and not rev.experiment):
+            continue
+        if prefix and not (rev.experiment and rev.name.startswith(prefix)):
             continue
         flat = _flatten((rev.data.get("params") or {}).get("params.yaml", {}).get("data") or {})
         results = _eval_metrics(rev.data)

@@ -2,6 +2,8 @@
 
 From the long table of :func:`sam4ir.report.ablation.experiment_rows` (one row per experiment x task x method),
 per experiment (one seed, one prior source) and task:
+- ``longer`` = control − baseline: what the student's extra iterations alone give (near 0 on a converged baseline,
+  so that small transfers are not hidden by "trained longer");
 - ``teacher`` = IR2 − baseline: does the semantically informed teacher beat the student it starts from?
 - ``teacher_prior`` = IR2 − IR2 of ``no_prior``: how much of the teacher's gain its prior's information brings;
 - ``total`` = IR1(spd_sgr) − control: the method's gain over the same extra iterations without a cascade;
@@ -17,7 +19,7 @@ from __future__ import annotations
 import pandas as pd
 
 # effect -> (method, reference): the PSNR difference of two rows of the same experiment and task
-EFFECTS = {"teacher": ("ir2", "baseline"), "teacher_prior": ("ir2", "ir2_no_prior"),
+EFFECTS = {"longer": ("control", "baseline"), "teacher": ("ir2", "baseline"), "teacher_prior": ("ir2", "ir2_no_prior"),
            "total": ("spd_sgr", "control"), "attributable": ("spd_sgr", "no_prior")}
 MIN_SEEDS = 3
 

@@ -13,7 +13,7 @@ METHOD_LABELS = {
     "spd": "IR1 + SPD",
     "spd_sgr": "IR1 + SPD + SGR (ours)",
     "ir2": "IR2 + {priors} priors (SPF branch; needs the segmenter at inference)",
-    "ir2_no_prior": "IR2 of no_prior, fed no regions",
+    "ir2_no_prior": "IR2 trained and fed with no regions (teacher of no_prior)",
 }
 NEEDS_SAM = {"ir2"}
 

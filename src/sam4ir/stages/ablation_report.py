@@ -53,12 +53,18 @@ def _commit(rev: str) -> str:
     return done.stdout.strip()
 
 
-def experiments(description: str, experiments_only: bool = True) -> tuple[pd.DataFrame, str]:
-    """The command line of the reports built from ``dvc exp show``: the long table of experiment results and a
-    one-line description of where the experiments came from. Unfinished experiments are named on stderr, since
-    a report made while the queue still runs counts fewer seeds."""
+def experiments(description: str, experiments_only: bool = True,
+                out: str | None = None) -> tuple[pd.DataFrame, str, argparse.Namespace]:
+    """The command line of the reports built from ``dvc exp show``: the long table of experiment results, a
+    one-line description of where the experiments came from, and the parsed arguments. Unfinished experiments are
+    named on stderr, since a report made while the queue still runs counts fewer seeds. ``--prefix`` keeps the
+    experiments whose name starts with it (one study among the experiments of a commit); ``out`` is the default
+    of ``--out``, the reports' file name."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--json", help="saved output of `dvc exp show --json` (default: run it)")
+    parser.add_argument("--prefix", default="", help="only experiments whose name starts with this")
+    if out:
+        parser.add_argument("--out", default=out, help=f"reports/<OUT>.md, .csv, .png (default {out})")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--rev", default="HEAD", help="the baseline commit whose experiments are compared")
     which.add_argument("--all-commits", action="store_true", help="every experiment of every commit (mixes code versions)")
@@ -67,10 +73,11 @@ def experiments(description: str, experiments_only: bool = True) -> tuple[pd.Dat
     exp_show = load_exp_show(args.json, scope)
     if pending := unfinished(exp_show):
         print(f"sam4ir: not counted, not finished: {', '.join(pending)}", file=sys.stderr)
-    rows = experiment_rows(exp_show, experiments_only)
+    rows = experiment_rows(exp_show, experiments_only, prefix=args.prefix)
     if rows.empty:
         raise Sam4irError("no experiment has evaluation metrics yet (run `dvc exp run` / `dvc queue start` first)")
-    return rows, args.json or "dvc exp show " + " ".join(scope)
+    source = args.json or "dvc exp show " + " ".join(scope)
+    return rows, source + (f", experiments {args.prefix}*" if args.prefix else ""), args
 
 
 def _incomplete(gains: pd.DataFrame) -> list[str]:
@@ -82,7 +89,7 @@ def _incomplete(gains: pd.DataFrame) -> list[str]:
 
 
 def main() -> None:
-    rows, source = experiments(__doc__.splitlines()[0])
+    rows, source, _ = experiments(__doc__.splitlines()[0])
     deltas = deltas_vs_control(rows)
     gains = summarise(deltas)
     title = provenance(rows)

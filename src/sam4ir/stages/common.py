@@ -16,8 +16,10 @@ from sam4ir.errors import Sam4irError
 from sam4ir.io import atomic_path, files_sha256
 from sam4ir.train import TrainConfig
 
-# no_prior: spd_sgr with every pixel unlabelled (the cascade and losses without region information)
+# no_prior: spd_sgr against the teacher trained with every pixel unlabelled (no region information)
 METHODS = ("baseline", "control", "no_prior", "spd", "spd_sgr")
+# the SPF teachers: IR2 trained on the frozen baseline's output with the label maps, and its no-region twin
+TEACHER_RUNS = {"spd_sgr": "spf", "spd": "spf", "no_prior": "spf_no_prior"}
 # the runs of the default DAG, which evaluate and report read (spd, the SPD-only row, is `-S distill.sgr_weight=0`
 # of spd_sgr, or a `method` added to the distill matrix of dvc.yaml: it would cost a fifth of the demo's time)
 EVALUATED = ("baseline", "control", "no_prior", "spd_sgr")
@@ -53,12 +55,12 @@ class TaskPaths:
         return self.root / "eval" / self.task
 
 
-def stage_args(description: str, *, method: bool = False) -> argparse.Namespace:
+def stage_args(description: str, *, methods: tuple[str, ...] = ()) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--task", required=True)
     parser.add_argument("--params", default="params.yaml")
-    if method:
-        parser.add_argument("--method", required=True, choices=METHODS[1:])
+    if methods:
+        parser.add_argument("--method", required=True, choices=methods)
     return parser.parse_args()
 
 
@@ -86,8 +88,8 @@ def build_ir(params: dict) -> nn.Module:
 
 
 def train_config(params: dict, section: str) -> TrainConfig:
-    """The recipe of ``train``; ``distill`` overrides ``iters`` and ``lr``, ``teacher`` (the teacher's warm-up
-    before distillation) with ``distill.teacher_iters`` and ``distill.teacher_lr``."""
+    """The recipe of ``train``; ``distill`` (the students) and ``spf`` (the teacher) override ``iters`` and ``lr``
+    with their own keys and keep the rest of the baseline's recipe."""
     g = lambda key, kind, default=config._MISSING: config.get(params, f"train.{key}", default, kind=kind)  # noqa: E731
     cfg = dict(
         iters=g("iters", int), batch_size=g("batch_size", int), lr=g("lr", float), min_lr=g("min_lr", float),
@@ -95,13 +97,10 @@ def train_config(params: dict, section: str) -> TrainConfig:
         seed=g("seed", int), val_every=g("val_every", int), log_every=g("log_every", int, 10),
         ckpt_every=g("ckpt_every", int),
         num_workers=g("num_workers", int), amp=g("amp", str), device=g("device", str))
-    if section in ("distill", "teacher"):
-        prefix = "distill.teacher_" if section == "teacher" else "distill."
-        cfg["iters"] = config.get(params, f"{prefix}iters", kind=int)
-        cfg["lr"] = config.get(params, f"{prefix}lr", kind=float)
-        if cfg["iters"] < 0 or not cfg["lr"] > 0:
-            raise Sam4irError(f"{params['_path']}: params '{prefix}iters' = {cfg['iters']} and '{prefix}lr' = "
-                              f"{cfg['lr']} must be >= 0 and > 0")
+    if section in ("distill", "spf"):
+        cfg["iters"] = config.get(params, f"{section}.iters", kind=int)
+        cfg["lr"] = config.get(params, f"{section}.lr", kind=float)
+        cfg["min_lr"] = min(cfg["min_lr"], cfg["lr"])
     return TrainConfig(**cfg)
 
 
@@ -148,13 +147,13 @@ def val_psnr_summary(tsv: Path) -> dict:
 
 
 def train_run(params: dict, paths: TaskPaths, method: str, objective: nn.Module, cfg: TrainConfig,
-              *, with_masks: bool, init_file: Path | None = None,
-              warmup: tuple[nn.Module, TrainConfig] | None = None) -> None:
+              *, with_masks: bool, init_files: tuple[Path, ...] = (), monitor: nn.Module | None = None) -> None:
     """Train ``objective`` on the task's training pairs, logging through dvclive; resumable after a kill.
 
-    ``warmup`` (an objective and its recipe, e.g. the teacher's) runs first on the same data, with its own resume
-    state. Writes ``<run>/model.pt`` (IR1, loadable strictly into the baseline class) and, when trained,
-    ``<run>/ir2.pt``.
+    ``init_files``: the checkpoints the run starts from (part of its identity: a resume state made from other
+    weights is never used). ``monitor``: the network whose held-out validation PSNR is logged (default IR1; the SPF
+    teacher's runs log their loss only: the validation split has no label maps). Writes ``<run>/model.pt`` for
+    IR1 (loadable strictly into the baseline class) and ``<run>/ir2.pt`` for a trained IR2.
     """
     from sam4ir.data import PairedDataset
     from sam4ir.train import fingerprint, fit, init_distributed, resolve_device, saved_iter
@@ -167,33 +166,29 @@ def train_run(params: dict, paths: TaskPaths, method: str, objective: nn.Module,
     augment = config.get(params, "train.augment", True, kind=bool)
     train_set = PairedDataset(paths.prepared, "train", crop=crop, augment=augment, masks_root=masks,
                               cache=config.get(params, "train.cache_images", "auto", choices=("auto", True, False)))
-    val_set = PairedDataset(paths.prepared, "val", crop=None, augment=False)
     data_id = sorted((p.name, p.stat().st_size) for p in (paths.prepared / "train").rglob("*.png"))
-    init_id = files_sha256([init_file]) if init_file else None
     code_id = files_sha256(sorted(Path(sam4ir.__file__).parent.rglob("*.py")))  # never resume older code's state
-    run_id = fingerprint(paths.task, method, {k: v for k, v in params.items() if k != "_path"}, data_id, init_id,
-                         code_id)
+    run_id = fingerprint(paths.task, method, {k: v for k, v in params.items() if k != "_path"}, data_id,
+                         files_sha256(init_files) if init_files else None, code_id)
     state_path = paths.resume_state(method)
     live = open_live(paths.live(method), saved_iter(state_path, run_id)) if info.main else None
-    ir1 = objective.nets["ir1"]
-    warmup_state = paths.resume_state(f"{method}-warmup")
-    if warmup is not None and warmup[1].iters > 0:
-        objective.to(device)  # the warm-up reads networks it does not own
-        fit(warmup[0], train_set, warmup[1], state_path=warmup_state, run_id=run_id,
-            desc=f"{paths.task}/{method} warm-up", info=info, device=device)
+    monitor = objective.nets["ir1"] if monitor is None and "ir1" in objective.nets else monitor
+    validate = None
+    if monitor is not None:
+        validate = held_out_psnr(monitor, PairedDataset(paths.prepared, "val", crop=None, augment=False), n=4,
+                                 crop=crop, device=device)
     fit(objective, train_set, cfg, state_path=state_path, run_id=run_id, desc=f"{paths.task}/{method}",
-        log=live_logger(live) if live else None, info=info, device=device,
-        validate=held_out_psnr(ir1, val_set, n=4, crop=crop, device=device))
+        log=live_logger(live) if live else None, info=info, device=device, validate=validate)
     if not info.main:
         return
     name, kwargs = model_spec(params)
     run = paths.run(method)
-    models.save_model(run / "model.pt", ir1, name, kwargs)
+    if "ir1" in objective.nets:
+        models.save_model(run / "model.pt", objective.nets["ir1"], name, kwargs)
     if "ir2" in objective.nets:
         from sam4ir.spf import prior_channels
         prior = config.get(params, "spf.prior")
         models.save_model(run / "ir2.pt", objective.nets["ir2"], name,
-                   {**kwargs, "extra_in_channels": prior_channels(prior)})
+                          {**kwargs, "extra_in_channels": prior_channels(prior)})
     live.end()
     state_path.unlink(missing_ok=True)
-    warmup_state.unlink(missing_ok=True)

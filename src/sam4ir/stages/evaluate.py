@@ -5,8 +5,9 @@ the configured SAM backend, matched against the masks of the clean target (match
 
 Scores are means per test set and, where a task tests on several sets, their unweighted mean (``sam4ir.scores``).
 Rows: the degraded input itself, baseline, control, no_prior and spd_sgr (IR1 alone, no SAM at inference),
-``ir2`` — the SPF branch fed the priors of the test image, an upper reference that *needs SAM at inference* —
-and ``ir2_no_prior``, the no_prior run's IR2 (fed no regions): what the cascade gains without information.
+``ir2`` — the SPF teacher (stage ``spf``) on the baseline's output, fed the priors of the test image, an upper
+reference that *needs SAM at inference* — and ``ir2_no_prior``, its no-region twin (stage ``spf_no_prior``):
+what the cascade gains without information.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from sam4ir.train import resolve_device
 from sam4ir.progress import progress_bar
 
 IR2_ROW = "ir2"
-IR2_ROWS = {IR2_ROW: "spd_sgr", "ir2_no_prior": "no_prior"}  # row -> the run whose IR2 (and IR1 feeding it) it is
+IR2_ROWS = {IR2_ROW: "spf", "ir2_no_prior": "spf_no_prior"}  # row -> the SPF run whose IR2 it is (fed the baseline)
 
 
 def main() -> None:
@@ -60,12 +61,10 @@ def main() -> None:
         labels = {IR2_ROW: mask, "ir2_no_prior": torch.zeros_like(mask)}
         outputs = {"input": degraded}
         with torch.no_grad():
+            y1 = nets["baseline"](x)  # what the SPF teachers were trained to restore
             for method, net in nets.items():
-                if method in IR2_ROWS:
-                    y1 = nets[IR2_ROWS[method]](x)
-                    outputs[method] = to_uint8(net(spf_input(y1, labels[method], prior)))
-                else:
-                    outputs[method] = to_uint8(net(x))
+                y = net(spf_input(y1, labels[method], prior)) if method in IR2_ROWS else net(x)
+                outputs[method] = to_uint8(y)
         clean_labels = segment([target])[0] if segment else None
         for method, img in outputs.items():
             row = {"task": args.task, "method": method, "set": pair.test_set, "name": pair.name,

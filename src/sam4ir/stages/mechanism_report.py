@@ -25,6 +25,7 @@ from sam4ir.stages.report import write_csv, write_text
 
 OUT = Path("reports")
 MEANINGS = {
+    "longer": "control − baseline: the extra iterations alone (a converged baseline keeps this near 0)",
     "teacher": "IR2 (priors at test time) − baseline: does the teacher beat the student it starts from?",
     "teacher_prior": "IR2 − IR2 of `no_prior`: the teacher's gain due to its prior's information",
     "total": "IR1 + SPD + SGR − control: the method's gain over the same extra iterations",
@@ -41,22 +42,28 @@ def _constant_params(source: str) -> str:
     return (f"data source `{get('data', 'source')}`, model `{get('model', 'name')}` "
             f"{(get('model', 'args') or {}).get(get('model', 'name'), '?')}, SPF prior `{get('spf', 'prior')}`, IR2 init `{get('spf', 'ir2_init')}`, "
             f"λ₁ = {get('distill', 'spd_weight')}, λ₂ = {get('distill', 'sgr_weight')}, "
-            f"{get('train', 'iters')} baseline + {get('distill', 'teacher_iters')} teacher warm-up + "
-            f"{get('distill', 'iters')} distillation iterations")
+            f"{get('train', 'iters')} baseline iterations, {get('spf', 'iters')} SPF teacher iterations, "
+            f"{get('distill', 'iters')} distillation iterations (teacher `{get('distill', 'teacher')}`, fed the "
+            f"`{get('distill', 'teacher_input')}` output, init `{get('distill', 'init')}`)")
 
 
 def main() -> None:
-    rows, source = experiments(__doc__.splitlines()[0], experiments_only=True)
+    rows, source, args = experiments(__doc__.splitlines()[0], experiments_only=True, out="mechanism")
+    out = args.out
     runs = effects_per_run(rows)
     table = summarise_effects(runs)
-    write_csv(OUT / "mechanism_runs.csv", runs)
-    write_csv(OUT / "mechanism.csv", table)
+    write_csv(OUT / f"{out}_runs.csv", runs)
+    write_csv(OUT / f"{out}.csv", table)
     seeds = sorted(int(s) for s in runs.seed.dropna().unique())
+    varying = [c for c in rows.columns if "." in c]  # experiment_rows adds one column per param that differs
     lines = [
-        "# Is the gain attributable to the priors? (from `dvc exp show`)", "",
+        f"# Is the gain attributable to the priors? (`{out}`, from `dvc exp show`)", "",
         f"Experiments: `{source}` (queued experiments only), seeds {seeds}; {_constant_params(source)}.",
-        "Each configuration is one prior source (`sam.backend`); `none` carries no region information, `shuffled`",
-        "another image's segments, `oracle` the exact segments of the scene. Differences are PSNR (dB) on the test",
+        f"Each configuration is one setting of the params that differ between these experiments (besides the seed): "
+        f"{', '.join(f'`{k}`' for k in varying) or 'none'}.",
+        *(["Prior sources (`sam.backend`): `none` carries no region information, `shuffled` another image's "
+           "segments, `oracle` the exact segments of the scene."] if "sam.backend" in varying else []),
+        "Differences are PSNR (dB) on the test",
         "split, per seed, then mean ± std over seeds. Verdict: *above/below zero* when every seed has the same sign",
         f"and |mean| > 2 std (at least {MIN_SEEDS} seeds); otherwise *not distinguishable from zero*.", "",
         *[f"- `{effect}`: {MEANINGS[effect]}" for effect in EFFECTS], "",
@@ -66,8 +73,8 @@ def main() -> None:
         if not part.empty:
             lines += [f"## {effect}", "", MEANINGS[effect], "",
                       to_markdown(part, {c: "+.3f" for c in ("mean", "min", "max")} | {"std": ".3f"}), ""]
-    lines += ["![mechanism](mechanism.png)", ""]
-    write_text(OUT / "mechanism.md", "\n".join(lines))
+    lines += [f"![{out}]({out}.png)", ""]
+    write_text(OUT / f"{out}.md", "\n".join(lines))
 
     sns.set_theme(style="whitegrid")
     grid = sns.catplot(data=runs, x="value", y="config", hue="task", col="effect", kind="strip", dodge=True,
@@ -77,7 +84,7 @@ def main() -> None:
     grid.set_titles("{col_name}")
     grid.set_axis_labels("ΔPSNR (dB), one dot per seed", "")
     grid.figure.suptitle(f"Prior-information controls ({source}, seeds {seeds})", y=1.04, fontsize=9)
-    save_figure(grid.figure, OUT / "mechanism.png")
+    save_figure(grid.figure, OUT / f"{out}.png")
 
 
 if __name__ == "__main__":
