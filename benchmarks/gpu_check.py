@@ -112,9 +112,9 @@ def adjusted_rand(a: np.ndarray, b: np.ndarray) -> float:
 
 def time_segmenter(segment: Callable[[list[np.ndarray]], list[np.ndarray]], images: list[np.ndarray], batch: int,
                    count: Callable[[], int], device: torch.device) -> tuple[dict, list[np.ndarray]]:
-    """Images/s of ``segment`` over ``images`` in batches (after one warm-up batch), its label maps, surviving
+    """Images/s of ``segment`` over ``images`` in batches (after a one-image warm-up), its label maps, surviving
     masks per image (``count()``: masks produced since the last call) and peak memory."""
-    segment(images[:batch])
+    segment(images[:1])
     count()
     sync(device)
     reset_peak(device)
