@@ -5,14 +5,16 @@
 Writes ``DIR/gpu_check.json`` (rewritten after each section, so a run cut short keeps what it measured):
 
 - ``sam``: automatic masks at 1024 x 1024 with a randomly initialised ViT-H (the encoder and decoder cost what
-  the real weights cost) on ``--images`` photos, through ``sam4ir.sam.SamSegmenter`` in float32 and with
-  ``sam.amp: bf16``, and through segment-anything's own ``SamAutomaticMaskGenerator`` (float32) on the same
-  images with the same settings in the same process. Two settings: SAM's defaults (random weights leave few masks
-  past its score filters) and ``relaxed`` (no score filters, NMS kept), so that post-processing handles hundreds
-  of masks as with real weights. Per case: s/image, images/s, masks that survive the filters, segments in the
-  label map, peak memory; per setting: our images/s over the reference's, and whether the partitions are the same
-  (identical label maps and pixel agreement, for our batched encoder and for one image per call; bf16 against our
-  float32 as an adjusted Rand index).
+  the real weights cost) on ``--images`` photos, SAM's default settings (32 x 32 points), through
+  ``sam4ir.sam.SamSegmenter`` in float32 (batched encoder, and one image per call) and with ``sam.amp: bf16``, and
+  through segment-anything's own ``SamAutomaticMaskGenerator`` (float32) on the same images with the same
+  settings in the same process. Per case: s/image, images/s, masks that survive the filters (random weights
+  leave few past SAM's score filters: post-processing is then cheaper than with real weights), segments in the
+  label map, peak memory; then our images/s over the reference's, and whether the partitions are the same
+  (identical label maps and pixel agreement, for the batched encoder and for one image per call; bf16 against
+  our float32 as an adjusted Rand index).
+- ``sam_relaxed``: the same on 2 photos with the score filters off (16 x 16 points, NMS kept), so that many masks
+  survive and the partitions compared are not empty.
 - ``train``: ``bench_train.py --paper`` (NAFNet-GoPro-width32, 256 crops, batch 8, bf16): baseline and
   distillation step time and peak memory, each in its own process as that script runs them.
 - ``loader``: a short distillation run of ``sam4ir.train.fit`` (the real training loop and DataLoader) on
@@ -28,6 +30,7 @@ so the test suite keeps this script working. The ViT-H run is sized for one H200
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import subprocess
@@ -53,6 +56,7 @@ from sam4ir.io import write_json
 from sam4ir.train import TrainConfig, fit, resolve_device
 
 HERE = Path(__file__).resolve().parent
+SECTIONS = ("train", "loader", "sam", "sam_relaxed")  # bounded ones first: a slow SAM cannot cost the others
 # A small SAM built from segment_anything's own modules (as tests/test_sam.py's): the real code path in seconds.
 TINY_SAM = dict(encoder_embed_dim=32, encoder_depth=2, encoder_num_heads=2, encoder_global_attn_indexes=[1],
                 image_size=64, window_size=4, prompt_embed_dim=32, decoder_depth=1, decoder_mlp_dim=64,
@@ -64,9 +68,9 @@ RELAXED = {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
 def sizes(tiny: bool) -> SimpleNamespace:
     """Everything that differs between the GPU run and ``--tiny``: image sides, grid, network, run length."""
     if tiny:
-        return SimpleNamespace(sam_side=64, points=6, nms=1.0, sam_batch=2, width=8, batch=2, crop=32, sub_side=64, pairs=6,
+        return SimpleNamespace(sam_side=64, points=6, relaxed_points=6, relaxed_images=2, nms=1.0, sam_batch=2, width=8, batch=2, crop=32, sub_side=64, pairs=6,
                                bench_steps=2, bench_warmup=1)
-    return SimpleNamespace(sam_side=1024, points=32, nms=0.7, sam_batch=4, width=None, batch=None, crop=None,
+    return SimpleNamespace(sam_side=1024, points=32, relaxed_points=16, relaxed_images=2, nms=0.7, sam_batch=4, width=None, batch=None, crop=None,
                            sub_side=SHAPES["sidd_sub"][0][0], pairs=64, bench_steps=10, bench_warmup=3)
 
 
@@ -148,45 +152,50 @@ def counting(generator) -> Callable[[], int]:
     return read
 
 
-def sam_section(args: argparse.Namespace, size: SimpleNamespace, device: torch.device) -> dict:
-    """Our SamSegmenter (fp32, bf16) against segment-anything's SamAutomaticMaskGenerator, per setting."""
+@functools.lru_cache(maxsize=1)
+def random_sam(tiny: bool, device: torch.device) -> torch.nn.Module:
+    """One SAM for both SAM sections (ViT-H's random initialisation alone takes seconds)."""
+    return build_random_sam(tiny, device)
+
+
+def sam_section(args: argparse.Namespace, size: SimpleNamespace, device: torch.device, relaxed: bool) -> dict:
+    """Our SamSegmenter (fp32, one image per call, bf16) against segment-anything's SamAutomaticMaskGenerator on
+    the same images with the same settings: SAM's defaults, or ``relaxed`` (no score filters, fewer points)."""
     from segment_anything import SamAutomaticMaskGenerator
 
     from sam4ir.sam import SamSegmenter, generator_kwargs, masks_to_label_map
 
-    sam = build_random_sam(args.tiny, device)
-    images = photos(args.images, size.sam_side)
-    out: dict = {"model": "tiny" if args.tiny else "vit_h", "side": size.sam_side, "images": len(images),
-                 "batch": size.sam_batch, "settings": {}}
-    for setting, extra in (("sam_defaults", {}), ("relaxed", {**RELAXED, "box_nms_thresh": size.nms})):
-        gen = {"points_per_side": size.points, **extra}
-        cases, maps = {}, {}
-        # ours_fp32_batch1 encodes one image per call, as the reference does: the same numbers, so any difference
-        # in its partitions is the code's; ours_fp32 batches the encoder (other kernels, float rounding may differ)
-        for name, amp, batch in (("ours_fp32", "none", size.sam_batch), ("ours_fp32_batch1", "none", 1),
-                                 ("ours_bf16", "bf16", size.sam_batch)):
-            if amp != "none" and device.type != "cuda":
-                continue  # SamSegmenter runs bf16 on CUDA only
-            segmenter = SamSegmenter(sam, gen, amp=amp)
-            cases[name], maps[name] = time_segmenter(segmenter, images, batch, counting(segmenter.generator), device)
-            cases[name]["batch"] = batch
-        reference = SamAutomaticMaskGenerator(sam, **generator_kwargs(gen))
-        count = counting(reference)
-        cases["reference_fp32"], maps["reference_fp32"] = time_segmenter(
-            lambda batch: [masks_to_label_map(reference.generate(img), img.shape[:2]) for img in batch],
-            images, 1, count, device)
-        cases["reference_fp32"]["batch"] = 1
-        ref = cases["reference_fp32"]["images_per_s"]
-        result = {"generator": gen, "cases": cases, "speedup_fp32": cases["ours_fp32"]["images_per_s"] / ref}
-        for name, key in (("ours_fp32", "fp32"), ("ours_fp32_batch1", "fp32_batch1")):
-            pairs = list(zip(maps[name], maps["reference_fp32"]))
-            result[f"same_partitions_{key}"] = all(np.array_equal(a, b) for a, b in pairs)
-            result[f"pixel_agreement_{key}"] = float(np.mean([(a == b).mean() for a, b in pairs]))
-        if "ours_bf16" in cases:
-            result["speedup_bf16"] = cases["ours_bf16"]["images_per_s"] / ref
-            result["ari_bf16_vs_fp32"] = float(np.mean([adjusted_rand(a, b)
-                                                        for a, b in zip(maps["ours_bf16"], maps["ours_fp32"])]))
-        out["settings"][setting] = result
+    sam = random_sam(args.tiny, device)
+    images = photos(size.relaxed_images if relaxed else args.images, size.sam_side)
+    gen = ({"points_per_side": size.relaxed_points, **RELAXED, "box_nms_thresh": size.nms} if relaxed
+           else {"points_per_side": size.points})
+    cases, maps = {}, {}
+    # ours_fp32_batch1 encodes one image per call, as the reference does: the same numbers, so any difference
+    # in its partitions is the code's; ours_fp32 batches the encoder (other kernels, float rounding may differ)
+    for name, amp, batch in (("ours_fp32", "none", size.sam_batch), ("ours_fp32_batch1", "none", 1),
+                             ("ours_bf16", "bf16", size.sam_batch)):
+        if amp != "none" and device.type != "cuda":
+            continue  # SamSegmenter runs bf16 on CUDA only
+        segmenter = SamSegmenter(sam, gen, amp=amp)
+        cases[name], maps[name] = time_segmenter(segmenter, images, batch, counting(segmenter.generator), device)
+        cases[name]["batch"] = batch
+    reference = SamAutomaticMaskGenerator(sam, **generator_kwargs(gen))
+    count = counting(reference)
+    cases["reference_fp32"], maps["reference_fp32"] = time_segmenter(
+        lambda batch: [masks_to_label_map(reference.generate(img), img.shape[:2]) for img in batch],
+        images, 1, count, device)
+    cases["reference_fp32"]["batch"] = 1
+    ref = cases["reference_fp32"]["images_per_s"]
+    out = {"model": "tiny" if args.tiny else "vit_h", "side": size.sam_side, "images": len(images),
+           "generator": gen, "cases": cases, "speedup_fp32": cases["ours_fp32"]["images_per_s"] / ref}
+    for name, key in (("ours_fp32", "fp32"), ("ours_fp32_batch1", "fp32_batch1")):
+        pairs = list(zip(maps[name], maps["reference_fp32"]))
+        out[f"same_partitions_{key}"] = all(np.array_equal(a, b) for a, b in pairs)
+        out[f"pixel_agreement_{key}"] = float(np.mean([(a == b).mean() for a, b in pairs]))
+    if "ours_bf16" in cases:
+        out["speedup_bf16"] = cases["ours_bf16"]["images_per_s"] / ref
+        out["ari_bf16_vs_fp32"] = float(np.mean([adjusted_rand(a, b)
+                                                 for a, b in zip(maps["ours_bf16"], maps["ours_fp32"])]))
     return out
 
 
@@ -282,7 +291,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, help="photos per SAM case (default 4; --tiny 2)")
     parser.add_argument("--steps", type=int, help="steps per loader run (default 40; --tiny 4)")
     parser.add_argument("--workers", help="comma-separated DataLoader workers (default 4,8; --tiny 0,1)")
-    parser.add_argument("--sections", default="sam,train,loader")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated, run in this order")
+    parser.add_argument("--budget-s", type=float, default=420.0,
+                        help="start no section after this many seconds (its figures are then missing)")
     parser.add_argument("--tmp", help="parent of the generated sub-images (default: the system's temp)")
     args = parser.parse_args()
     args.images = args.images or (2 if args.tiny else 4)
@@ -299,20 +310,26 @@ def main() -> None:
                             if device.type == "cuda" else None, "torch": torch.__version__,
                             "python": platform.python_version(), "tiny": args.tiny},
                     "seconds": {}, "errors": {}}
-    sections = {"sam": lambda: sam_section(args, size, device), "train": lambda: train_section(args, size, device),
-                "loader": lambda: loader_section(args, size, device, params)}
+    sections = {"train": lambda: train_section(args, size, device),
+                "loader": lambda: loader_section(args, size, device, params),
+                "sam": lambda: sam_section(args, size, device, relaxed=False),
+                "sam_relaxed": lambda: sam_section(args, size, device, relaxed=True)}
     begin = time.perf_counter()
     for name in args.sections.split(","):
         start = time.perf_counter()
-        try:
-            report[name] = sections[name]()
-        except Exception as err:  # one section's failure must not lose the others' figures  # noqa: BLE001
-            report["errors"][name] = f"{type(err).__name__}: {err}"
-            traceback.print_exc()
-        report["seconds"][name] = time.perf_counter() - start
+        if start - begin > args.budget_s:
+            report["errors"][name] = f"skipped: {start - begin:.0f} s spent, over --budget-s {args.budget_s:.0f}"
+        else:
+            try:
+                report[name] = sections[name]()
+            except Exception as err:  # one section's failure must not lose the others' figures  # noqa: BLE001
+                report["errors"][name] = f"{type(err).__name__}: {err}"
+                traceback.print_exc()
+            report["seconds"][name] = time.perf_counter() - start
         report["seconds"]["total"] = time.perf_counter() - begin
         write_json(out_file, report)
-        print(f"gpu_check: {name} done in {report['seconds'][name]:.1f} s -> {out_file}", file=sys.stderr)
+        print(f"gpu_check: {name}: {report['errors'].get(name, 'done')} ({time.perf_counter() - start:.1f} s) "
+              f"-> {out_file}", file=sys.stderr)
     if report["errors"]:
         sys.exit(f"gpu_check: failed sections: {', '.join(report['errors'])} (see {out_file})")
 
