@@ -31,6 +31,7 @@ from sam4ir import config, models
 from sam4ir.losses import RECON_LOSSES
 from sam4ir.objectives import BaselineObjective
 from sam4ir.spf import build_ir2
+from sam4ir.stages.common import model_spec
 from sam4ir.stages.distill import distill_objective
 from sam4ir.train import resolve_device
 
@@ -48,8 +49,7 @@ def setup(params: dict, args: argparse.Namespace, device: torch.device) -> dict:
         name, kwargs = PAPER_MODEL[0], dict(PAPER_MODEL[1])
         batch, crop, amp = PAPER_BATCH, PAPER_CROP, "bf16" if device.type == "cuda" else "none"
     else:
-        name = config.get(params, "model.name", choices=models.MODELS)
-        kwargs = dict(config.get(params, "model.args", {}, kind=dict))
+        name, kwargs = model_spec(params)
         batch, crop = config.get(params, "train.batch_size", kind=int), config.get(params, "train.crop", kind=int)
         amp = config.get(params, "train.amp", choices=("none", "bf16"))
     if args.width:
