@@ -174,7 +174,8 @@ def test_a_param_reruns_only_the_stages_that_read_it(project, key, value, expect
 def test_a_loss_weight_sweep_retrains_only_the_student(project):
     """A λ experiment pays for what it changes: the student, its evaluation and the report; never the data, the
     masks, the baseline, the SPF teachers, the control or no_prior (SGR is zero without regions)."""
-    out = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "distill.sgr_weight=0.5"], project)
+    # --temp: the experiment runs in a copy, so the workspace (params.yaml, outs) stays as the other tests expect
+    out = run([sys.executable, "-m", "dvc", "exp", "run", "--temp", "-S", "distill.sgr_weight=0.5"], project)
     assert ran_stages(out) == {"distill", "evaluate", "report"}, out
 
 

@@ -35,7 +35,7 @@ MEANINGS = {
 
 def _constant_params(source: str) -> str:
     """What every experiment shares, from the baseline commit's params.yaml."""
-    rev = source.split("--rev ", 1)[1].split()[0] if "--rev " in source else "HEAD"
+    rev = source.split("--rev ", 1)[1].split()[0].rstrip(",") if "--rev " in source else "HEAD"
     text = subprocess.run(["git", "show", f"{rev}:params.yaml"], capture_output=True, text=True).stdout
     params = yaml.safe_load(text) or {}
     get = lambda section, key: (params.get(section) or {}).get(key, "?")  # noqa: E731
