@@ -17,8 +17,9 @@ import skimage.data
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from sam4ir import train
 from sam4ir.io import write_image
-from sam4ir.train import DistInfo, SampleStream, TrainConfig, rank_indices
+from sam4ir.train import DistInfo, TrainConfig
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 KINDS = ("noise", "blur", "rain", "flat")
@@ -102,12 +103,9 @@ def write_pairs(root: Path, shape: tuple[int, int], n: int, kind: str, masks_roo
 
 def training_loader(dataset: Dataset, batch: int, workers: int, batches: int, *, seed: int = 0,
                     pin_memory: bool = False) -> DataLoader:
-    """The DataLoader :func:`sam4ir.train.fit` builds for one process: a :class:`SampleStream` over ``dataset``,
-    its rank's sample ids, ``workers`` worker processes."""
+    """The DataLoader :func:`sam4ir.train.fit` builds for one process, for ``batches`` steps of ``batch``."""
     cfg = TrainConfig(iters=batches, batch_size=batch, lr=1.0, seed=seed, num_workers=workers)
-    stream = SampleStream(dataset, cfg.seed, cfg.iters * cfg.batch_size)
-    return DataLoader(stream, batch_size=cfg.batch_size, sampler=rank_indices(0, cfg, DistInfo()),
-                      num_workers=cfg.num_workers, pin_memory=pin_memory)
+    return train.training_loader(dataset, cfg, DistInfo(), pin_memory=pin_memory)
 
 
 def peak_rss_mib(pid: int | str = "self", field: str = "VmHWM") -> float:

@@ -107,6 +107,15 @@ class SampleStream(Dataset):
             return self.base[idx]
 
 
+
+def training_loader(train_set: Dataset, cfg: TrainConfig, info: DistInfo, start: int = 0, *,
+                    pin_memory: bool = False) -> DataLoader:
+    """This process's DataLoader of the run: its rank's samples of the seeded stream from iteration ``start``
+    (the benchmarks time exactly this)."""
+    stream = SampleStream(train_set, cfg.seed, cfg.iters * cfg.batch_size)
+    return DataLoader(stream, batch_size=cfg.batch_size // info.world, sampler=rank_indices(start, cfg, info),
+                      num_workers=cfg.num_workers, pin_memory=pin_memory)
+
 def rank_indices(start_iter: int, cfg: TrainConfig, info: DistInfo) -> list[int]:
     """Global sample ids this rank consumes from ``start_iter`` on: its slice of every global batch."""
     if cfg.batch_size % info.world:
@@ -143,9 +152,7 @@ def fit(objective: nn.Module, train_set: Dataset, cfg: TrainConfig, *, state_pat
     model = objective
     if info.world > 1:
         model = nn.parallel.DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
-    stream = SampleStream(train_set, cfg.seed, cfg.iters * cfg.batch_size)
-    loader = DataLoader(stream, batch_size=cfg.batch_size // info.world, sampler=rank_indices(start, cfg, info),
-                        num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
+    loader = training_loader(train_set, cfg, info, start, pin_memory=device.type == "cuda")
     bar = progress_bar(total=cfg.iters, initial=start, desc=desc, disable=not info.main, dynamic_ncols=True)
     for it, batch in zip(range(start, cfg.iters), loader):
         objective.train()

@@ -75,6 +75,8 @@ def main() -> None:
             rows.append(row)
             if i < n_save:
                 write_image(paths.eval / "images" / method / f"{pair.name}.png", img)
+        if i < n_save:  # the report's image grids read only data/eval
+            write_image(paths.eval / "images" / "target" / f"{pair.name}.png", target)
 
     per_image = pd.DataFrame(rows)
     with atomic_path(paths.eval / "per_image.csv") as tmp:

@@ -29,6 +29,7 @@ from sam4ir.data import build_demo, build_scenes, scan_pairs
 from sam4ir.data.paired import VAL_PAIRS
 from sam4ir.datasets import clear, prepare_download
 from sam4ir.datasets.subimages import Manifest, SubimageSpec, group_by_source, read_windows, write_subimages
+from sam4ir.fingerprint import write_fingerprint
 from sam4ir.io import read_image, write_image, write_json
 from sam4ir.stages import run_stage
 from sam4ir.stages.common import TaskPaths, load_task_params, stage_args
@@ -99,6 +100,7 @@ def main() -> None:
         summary["val"] = hold_out(out, config.get(params, "data.val_pairs", kind=int),
                                   config.get(params, "data.seed", kind=int))
     write_json(out / "summary.json", {"source": source, **summary})
+    write_fingerprint(out)  # what the later stages depend on (see sam4ir.fingerprint)
 
 
 def hold_out(out: Path, n: int, seed: int) -> int:

@@ -86,15 +86,12 @@ def main() -> None:
     for task in tasks:
         paths = TaskPaths(task)
         metrics = json.loads((paths.eval / "metrics.json").read_text())
-        metrics.pop("masks", None)  # what the priors were, not a method
-        masks = json.loads((paths.masks / "summary.json").read_text())
-        backends[task] = masks.get("backend", "?")
+        backends[task] = metrics.pop("masks")["backend"]  # what the priors were, not a method
         n_params = {m: count_params(load_model(paths.run(m) / "model.pt", "cpu")) for m in EVALUATED}
         n_params.update({row: count_params(load_model(paths.run(run) / "ir2.pt", "cpu")) for row, run in IR2_ROWS.items()})
         tables.append(results_table(metrics, task=task, model=model, params=n_params, priors=backends[task]))
         per_set.append(per_set_table(metrics, task=task))
-        rows = [{c: (paths.eval / "images" / c / f"{p.stem}.png") for c in GRID_COLUMNS if c != "target"}
-                | {"target": paths.prepared / "test" / "target" / f"{p.stem}.png"}
+        rows = [{c: (paths.eval / "images" / c / f"{p.stem}.png") for c in GRID_COLUMNS}
                 for p in sorted((paths.eval / "images" / "baseline").glob("*.png"))]
         labels = {**METHOD_LABELS, IR2_ROW: f"IR2 + {backends[task]} priors", "target": "target"}
         image_grid(rows, GRID_COLUMNS, labels, OUT / "figures" / f"grid_{task}.png", zoom=32)

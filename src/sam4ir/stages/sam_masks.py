@@ -39,6 +39,7 @@ import torch
 import sam4ir.sam as sam_package
 from sam4ir import config
 from sam4ir.errors import Sam4irError
+from sam4ir.fingerprint import write_fingerprint
 from sam4ir.io import files_sha256, write_json
 from sam4ir.sam import (CLASSICAL_METHODS, SAM_MODEL_TYPES, ClassicalSegmenter, SamSegmenter, ensure_checkpoint,
                         extract_masks, generator_kwargs, label_map_path, load_sam, resolve_device, segment_counts)
@@ -119,6 +120,7 @@ def write_summary(task: str, paths: TaskPaths, settings: dict, images: dict[str,
     # Only what the maps are goes into the DVC out (a forced or resumed run must hash the same); how this run
     # went (segmented, written, kept, seconds, masks/s) goes to a log beside it.
     write_json(paths.masks / "summary.json", summary)
+    write_fingerprint(paths.masks)  # what the later stages depend on (see sam4ir.fingerprint)
     run_log = {"task": task, "shard": shard, "backend": settings["backend"], "processes": len(runs),
                **{key: sum(r[split][key] for r in runs for split in SPLITS)
                   for key in ("segmented", "written", "skipped")},

@@ -1,0 +1,39 @@
+"""One small file that stands for a whole data folder, so later DVC stages depend on it instead of the folder.
+
+DVC walks every folder it is given, each time a stage names it: a prepared paper-size set (tens of thousands of
+sub-images and as many label maps) named by six downstream stages made a no-op ``dvc repro`` take ~18 s
+(``benchmarks/bench_dvc_scale.py``). The stage that writes a folder (its DVC out) therefore finishes by writing
+``fingerprint.json`` inside it: a sha256 over the relative path, size and content of every file, computed from
+the files as they are on disk. Whatever changes the folder (a rerun, a repaired or replaced file) changes the
+fingerprint, and the stages that read the folder re-run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from sam4ir.io import TEMP_SUFFIX, write_json
+
+FINGERPRINT = "fingerprint.json"
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The folder's data files in a fixed order: not the fingerprint itself, not a writer's leftover temp file."""
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and p.name != FINGERPRINT and not p.name.endswith(TEMP_SUFFIX))
+
+
+def write_fingerprint(folder: Path) -> dict:
+    """Write ``<folder>/fingerprint.json`` ({files, bytes, sha256}) from the folder's files; return it."""
+    digest, size = hashlib.sha256(), 0
+    files = folder_files(folder)
+    for path in files:
+        with open(path, "rb") as f:
+            content = hashlib.file_digest(f, "sha256").digest()
+        stat_size = path.stat().st_size
+        size += stat_size
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{stat_size}\0".encode() + content)
+    record = {"files": len(files), "bytes": size, "sha256": digest.hexdigest()}
+    write_json(folder / FINGERPRINT, record)
+    return record
