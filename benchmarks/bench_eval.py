@@ -62,8 +62,7 @@ def main() -> None:
     else:
         params = config.load_params(args.params)
         torch.manual_seed(0)
-        net = models.build(config.get(params, "model.name", choices=models.MODELS),
-                           **config.get(params, "model.args", {}, kind=dict)).to(device).eval()
+        net = models.build(params.model.name, **params.model.kwargs).to(device).eval()
     sync = device.type == "cuda"
     print(f"{type(net).__name__}, {models.count_params(net) / 1e6:.3f} M params, {device}, "
           f"{torch.get_num_threads()} threads, tile {args.tile or 'none'}")

@@ -28,11 +28,9 @@ from pathlib import Path
 import torch
 
 from sam4ir import config, models
-from sam4ir.losses import RECON_LOSSES
-from sam4ir.objectives import BaselineObjective
-from sam4ir.spf import build_ir2
-from sam4ir.stages.common import model_spec
-from sam4ir.stages.distill import distill_objective
+from sam4ir.method.objectives import BaselineObjective, DistillObjective
+from sam4ir.method.spf import build_ir2
+from sam4ir.schema import Params
 from sam4ir.train import resolve_device
 
 CASES = ("baseline", "distill")
@@ -43,15 +41,14 @@ SEGMENT_CELL = 16  # side of the square cells of the synthetic label map
 SEGMENT_IDS = 48  # label ids drawn per cell (0 = unlabelled included)
 
 
-def setup(params: dict, args: argparse.Namespace, device: torch.device) -> dict:
+def setup(params: Params, args: argparse.Namespace, device: torch.device) -> dict:
     """Model, batch size, crop and precision of the benchmarked configuration."""
     if args.paper:
         name, kwargs = PAPER_MODEL[0], dict(PAPER_MODEL[1])
         batch, crop, amp = PAPER_BATCH, PAPER_CROP, "bf16" if device.type == "cuda" else "none"
     else:
-        name, kwargs = model_spec(params)
-        batch, crop = config.get(params, "train.batch_size", kind=int), config.get(params, "train.crop", kind=int)
-        amp = config.get(params, "train.amp", choices=("none", "bf16"))
+        name, kwargs = params.model.name, params.model.kwargs
+        batch, crop, amp = params.train.batch_size, params.train.crop, params.train.amp
     if args.width:
         kwargs["width"] = args.width
     return {"name": name, "kwargs": kwargs, "batch": args.batch or batch, "crop": args.crop or crop, "amp": amp}
@@ -68,27 +65,26 @@ def synthetic_batch(batch: int, crop: int, device: torch.device) -> dict:
             "target": torch.rand(batch, 3, crop, crop, generator=g).to(device), "mask": mask.to(device)}
 
 
-def objective_for(case: str, params: dict, cfg: dict) -> torch.nn.Module:
+def objective_for(case: str, params: Params, cfg: dict) -> torch.nn.Module:
     """The baseline objective, or the full method's (spd_sgr weights and spf/distill params of params.yaml)."""
     torch.manual_seed(0)
     ir1 = models.build(cfg["name"], **cfg["kwargs"])
-    recon = config.get(params, "train.loss", choices=RECON_LOSSES)
+    recon = params.train.loss
     if case == "baseline":
         return BaselineObjective(ir1, recon)
-    prior = config.get(params, "spf.prior")
-    teacher = build_ir2(ir1, cfg["name"], cfg["kwargs"], prior, config.get(params, "spf.ir2_init"))
-    return distill_objective(params, ir1, teacher, "spd_sgr", analyzer_pretrained=False)
+    teacher = build_ir2(ir1, cfg["name"], cfg["kwargs"], params.spf.prior, params.spf.ir2_init)
+    return DistillObjective(ir1, teacher, params.distill, params.spf, recon=recon, method="spd_sgr",
+                            analyzer_pretrained=False)
 
 
-def run_case(case: str, params: dict, args: argparse.Namespace) -> dict:
+def run_case(case: str, params: Params, args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     cfg = setup(params, args, device)
     objective = objective_for(case, params, cfg).to(device).train()
     trainable = [p for p in objective.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(trainable, lr=config.get(params, "train.lr", kind=float),
-                            betas=tuple(config.get(params, "train.betas", kind=list)))
+    opt = torch.optim.AdamW(trainable, lr=params.train.lr, betas=tuple(params.train.betas))
     batch = synthetic_batch(cfg["batch"], cfg["crop"], device)
 
     def step() -> float:

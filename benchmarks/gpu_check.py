@@ -53,6 +53,7 @@ from synthetic import SHAPES, write_pairs
 from sam4ir import config
 from sam4ir.data import PairedDataset
 from sam4ir.io import write_json
+from sam4ir.schema import Params
 from sam4ir.train import TrainConfig, fit, resolve_device
 
 HERE = Path(__file__).resolve().parent
@@ -221,7 +222,7 @@ def train_section(args: argparse.Namespace, size: SimpleNamespace, device: torch
     return out
 
 
-def paper_objective(params: dict, args: argparse.Namespace, size: SimpleNamespace, device: torch.device):
+def paper_objective(params: Params, args: argparse.Namespace, size: SimpleNamespace, device: torch.device):
     """The full method's objective and configuration as ``bench_train.py --paper`` builds them: the one place
     this script reaches the distillation objective's API."""
     ns = argparse.Namespace(paper=True, **{k: getattr(size, k) for k in ("width", "batch", "crop")})
@@ -248,7 +249,7 @@ class StepClock(torch.nn.Module):
         self.ends.append(time.perf_counter())
 
 
-def loader_section(args: argparse.Namespace, size: SimpleNamespace, device: torch.device, params: dict) -> dict:
+def loader_section(args: argparse.Namespace, size: SimpleNamespace, device: torch.device, params: Params) -> dict:
     """Short distillation runs of the real training loop fed by the real loader, per worker count."""
     root = Path(tempfile.mkdtemp(prefix="gpu_check_sidd_", dir=args.tmp))
     shape = (size.sub_side, size.sub_side)
@@ -260,7 +261,7 @@ def loader_section(args: argparse.Namespace, size: SimpleNamespace, device: torc
     objective, cfg = paper_objective(params, args, size, device)  # built once: VGG-19 alone takes seconds
     for workers in args.workers:
         clock = StepClock(objective, device)
-        train_cfg = TrainConfig(iters=args.steps, batch_size=cfg["batch"], lr=config.get(params, "train.lr"),
+        train_cfg = TrainConfig(iters=args.steps, batch_size=cfg["batch"], lr=params.train.lr,
                                 num_workers=workers, amp=cfg["amp"], device=str(device))
         handle = register_optimizer_step_post_hook(clock.step_ended)
         start = time.perf_counter()

@@ -15,7 +15,7 @@ from test_schema import PARAMS, with_value
 
 from sam4ir.data.paired import CACHE_LIMIT_BYTES, PairedDataset, decoded_bytes, header_size, split_pairs
 from sam4ir.errors import Sam4irError
-from sam4ir.schema import check_params
+from sam4ir.schema import parse_params
 
 SIZES = {"a": (30, 40), "b": (24, 36), "c": (20, 50)}
 
@@ -79,7 +79,7 @@ def test_bad_cache_values_are_one_line(folder):
 
 def test_params_accept_auto_true_false_only():
     for value in ("auto", True, False):
-        check_params(with_value("train.cache_images", value), "params.yaml")
+        parse_params(with_value("train.cache_images", value), "params.yaml")
     with pytest.raises(Sam4irError, match=r"^params.yaml: param 'train.cache_images"):
-        check_params(with_value("train.cache_images", "always"), "params.yaml")
+        parse_params(with_value("train.cache_images", "always"), "params.yaml")
     assert copy.deepcopy(PARAMS)["train"]["cache_images"] == "auto"

@@ -32,8 +32,11 @@ def tiny_params() -> dict:
     return params
 
 
-# Stages call `python`: the interpreter running the tests, even when its venv is not activated.
-ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+# Stages call `python`: the interpreter running the tests, even when its venv is not activated. Every stage process
+# of this module appends the params keys it read to TRACE (see sam4ir.config), checked against dvc.yaml at the end.
+TRACE = Path(os.environ.get("TMPDIR", "/tmp")) / f"sam4ir-params-trace-{os.getpid()}.jsonl"
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+       "SAM4IR_TRACE_PARAMS": str(TRACE)}
 
 
 def run(cmd: list[str], cwd: Path) -> str:
@@ -44,6 +47,7 @@ def run(cmd: list[str], cwd: Path) -> str:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
+    TRACE.unlink(missing_ok=True)
     root = tmp_path_factory.mktemp("clone")
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
                            capture_output=True, text=True, check=True).stdout.split()
@@ -153,7 +157,9 @@ def ran_stages(log: str) -> set[str]:
     ("spf.iters", 5, {"spf", "spf_no_prior", "report"}),  # the teachers, never a student directly
     ("distill.iters", 5, {"control", "no_prior", "distill", "report"}),  # the control matches the iterations
     ("sam.backend", "oracle", {"sam_masks", "evaluate"}),              # no_prior reads no label map
-    ("train.lr", 0.002, {"train_baseline", "spf", "spf_no_prior", "control", "no_prior", "distill"}),
+    # the teachers train at spf.lr; the students declare train.lr for distill.init: scratch (their baseline's recipe)
+    ("train.lr", 0.002, {"train_baseline", "control", "no_prior", "distill"}),
+    ("train.batch_size", 4, {"train_baseline", "spf", "spf_no_prior", "control", "no_prior", "distill"}),
     ("eval.crop_border", 4, {"evaluate"}),
 ])
 def test_a_param_reruns_only_the_stages_that_read_it(project, key, value, expected):
@@ -208,3 +214,65 @@ def test_sam_size_table_from_two_small_sams(project, tmp_path):
         assert {"baseline", "control", "no_prior", "spd_sgr", "ir2"} <= set(rows.method)
         assert (rows.segments_per_image > 0).all() and (rows.priors == "sam").all()
     assert "vit_b" in (tmp_path / "sam_size.md").read_text()
+
+
+# What a stage may read without declaring it (it cannot change the outputs), and what it declares but reads only on
+# a branch that no run of this module takes. Everything else must match exactly.
+UNDECLARED = {"sam_masks": {"sam.batch_size": "how many images per SAM batch",
+                            "sam.device": "where SAM runs", "sam.download": "whether a missing checkpoint is fetched"},
+              "evaluate": {"sam.download": "whether a missing checkpoint is fetched"}}
+STUDENT_BRANCHES = {"train.iters": "distill.init: scratch", "train.lr": "distill.init: scratch"}
+SPD_BRANCHES = {**STUDENT_BRANCHES, "distill.recon2_weight": "distill.teacher: joint",
+                "spf.detach_input": "distill.teacher: joint"}
+BRANCHES = {
+    "prepare_data": {"data.val_pairs": "sources other than scenes", "data.demo": "data.source: demo",
+                     "data.folder": "data.source: folder", "data.download": "data.source: download",
+                     "data.subimages": "folder and download sources"},
+    "sam_masks": {"sam.shuffle_from": "sam.backend: shuffled", "sam.shuffle_seed": "sam.backend: shuffled"},
+    "control": STUDENT_BRANCHES, "no_prior": SPD_BRANCHES, "distill": SPD_BRANCHES,
+    "report": {"distill.recon2_weight": "distill.teacher: joint"},
+}
+
+
+def leaves(params, keys) -> set[str]:
+    """The dotted leaf keys under ``keys`` (a section stands for all its fields; a mapping value is one leaf)."""
+    from sam4ir.schema import Section
+
+    found = set()
+    for key in keys:
+        node = params
+        for part in key.split("."):
+            node = getattr(node, part)
+        if isinstance(node, Section):
+            found |= leaves(params, [f"{key}.{name}" for name in type(node).model_fields])
+        else:
+            found.add(key)
+    return found
+
+
+def test_every_stage_declares_exactly_the_params_it_reads(project):
+    """Each stage process of this module's runs (the classical default, the SAM experiments, a sweep) recorded the
+    params keys it read. A stage reading a key its dvc.yaml entry does not declare would not re-run when that key
+    changes (a stale result); one declaring a key it never reads re-runs for nothing (sweeps pay for it)."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    from sam4ir.config import load_params
+
+    params = load_params(project / "params.yaml")
+    reads: dict[str, set[str]] = {}
+    for line in TRACE.read_text().splitlines():
+        record = json.loads(line)
+        reads.setdefault(" ".join(["python", *record["argv"]]), set()).update(record["reads"])
+    with Repo(str(project)) as repo:
+        stages = list(repo.index.stages)
+    assert {s.cmd for s in stages} <= set(reads), "a stage of dvc.yaml never ran"
+    for stage in stages:
+        name = stage.name.split("@")[0]
+        declared = leaves(params, [k for d in stage.deps if isinstance(d, ParamsDependency) for k in d.params])
+        read = leaves(params, reads[stage.cmd] - ({"tasks"} if "@" in stage.name else set()))  # foreach checks it
+        undeclared = leaves(params, UNDECLARED.get(name, {}))
+        branch_only = leaves(params, BRANCHES.get(name, {}))
+        assert read - declared - undeclared == set(), f"{stage.name} reads params dvc.yaml does not declare"
+        assert declared - read - branch_only == set(), f"{stage.name} declares params it never reads"
+        assert branch_only <= declared and not undeclared & declared, stage.name

@@ -16,9 +16,9 @@ import yaml
 
 from sam4ir import config, models, presets
 from sam4ir.errors import Sam4irError
-from sam4ir.losses import RECON_LOSSES
+from sam4ir.schema import parse_params
 from sam4ir.stages import run_stage
-from sam4ir.stages.common import model_spec, train_config
+from sam4ir.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "configs" / "paper"
@@ -43,9 +43,7 @@ EXPECTED = {  # name -> (task, model, parameters)
 
 @pytest.fixture(scope="module")
 def base() -> dict:
-    params = config.load_params(PARAMS)
-    params.pop("_path")
-    return params
+    return config.read_mapping(PARAMS)
 
 
 def test_every_expected_preset_exists_with_a_description():
@@ -61,16 +59,15 @@ def test_preset_merges_into_params_and_builds_the_released_network(name, base):
     presets.check_keys(base, preset, where=name)
     merged = presets.merge(base, preset)
 
-    assert merged["tasks"] == [task]
-    assert config.get(merged, "sam.backend") == "sam" and config.get(merged, "data.source") == "download"
     # read exactly as the stages read them: catches e.g. `2e-4`, which YAML parses as a string
-    for section in ("train", "distill"):
-        train_config(merged, section)
-    config.get(merged, "train.loss", choices=RECON_LOSSES)
-    config.get(merged, "train.crop", kind=int)
-    assert merged["distill"]["iters"] < merged["train"]["iters"]
+    params = parse_params(merged, name)
+    assert params.tasks == [task]
+    assert params.sam.backend == "sam" and params.data.source == "download"
+    TrainConfig.from_params(params.train)
+    TrainConfig.from_params(params.train, iters=params.distill.iters, lr=params.distill.lr)
+    assert params.distill.iters < params.train.iters
 
-    spec_name, kwargs = model_spec(merged)
+    spec_name, kwargs = params.model.name, params.model.kwargs
     assert spec_name == model_name
     # replaced, not merged with the demo's arguments of the same network
     assert set(kwargs) == set(preset["model"]["args"][model_name])
@@ -171,7 +168,7 @@ def test_cli_list_and_apply(monkeypatch, capsys, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(PARAMS.read_text())
     assert _cli(monkeypatch, "apply", "denoise-nafnet", "--params", str(params)) == 0
-    assert config.load_params(params)["model"]["args"]["nafnet"]["middle_blk_num"] == 12
+    assert config.load_params(params).model.kwargs["middle_blk_num"] == 12
 
     assert _cli(monkeypatch, "apply", "nope", "--params", str(params)) == 1
     assert capsys.readouterr().err.count("\n") == 1

@@ -24,6 +24,7 @@ from local_http import serve
 from test_io import full_disk
 
 import sam4ir
+from sam4ir.config import load_params
 from sam4ir.datasets.subimages import read_windows
 from sam4ir.errors import Sam4irError
 from sam4ir.io import read_image, read_label_map, write_image
@@ -327,8 +328,7 @@ def test_stage_recomputes_maps_when_the_images_change(stage_dir):
     sam_masks.main(["--task", "derain"])
     assert json.loads((masks / "summary.json").read_text())["complete"]
     assert json.loads((stage_dir / "data" / "logs" / "sam_masks" / "derain.json").read_text())["written"] == 5
-    params = yaml.safe_load((stage_dir / "params.yaml").read_text())
-    fresh, _ = sam_masks.build_segmenter(params, {"backend": "classical"})
+    fresh, _ = sam_masks.build_segmenter(load_params(stage_dir / "params.yaml"), {"backend": "classical"})
     assert np.array_equal(read_label_map(masks / "train" / "train1.png"), fresh([new])[0])
 
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from sam4ir import config
 from sam4ir.errors import Sam4irError
-from sam4ir.schema import check_params
+from sam4ir.schema import parse_params, start_trace, stop_trace
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -31,7 +32,7 @@ def with_value(key: str, value: object) -> dict:
 
 
 def test_shipped_params_pass():
-    check_params(copy.deepcopy(PARAMS), "params.yaml")
+    parse_params(copy.deepcopy(PARAMS), "params.yaml")
 
 
 @pytest.mark.parametrize("key, value", [
@@ -40,7 +41,7 @@ def test_shipped_params_pass():
     ("train.seed", 2), ("distill.teacher", "joint"), ("distill.teacher_input", "baseline"), ("distill.init", "scratch"),
 ])
 def test_values_the_readme_suggests_pass(key, value):
-    check_params(with_value(key, value), "params.yaml")
+    parse_params(with_value(key, value), "params.yaml")
 
 
 @pytest.mark.parametrize("key, value, reason", [
@@ -67,7 +68,7 @@ def test_values_the_readme_suggests_pass(key, value):
 ])
 def test_bad_values_are_one_line_naming_the_key(key, value, reason):
     with pytest.raises(Sam4irError) as err:
-        check_params(with_value(key, value), "params.yaml")
+        parse_params(with_value(key, value), "params.yaml")
     message = str(err.value)
     assert "\n" not in message
     assert message.startswith(f"params.yaml: param '{key}"), message  # or an item of it: 'train.betas.1'
@@ -77,18 +78,46 @@ def test_bad_values_are_one_line_naming_the_key(key, value, reason):
 def test_unknown_and_missing_keys_are_named():
     typo = with_value("train.ema_decay", 0.999)
     with pytest.raises(Sam4irError, match=r"unknown param 'train\.ema_decay'"):
-        check_params(typo, "params.yaml")
+        parse_params(typo, "params.yaml")
     missing = copy.deepcopy(PARAMS)
     del missing["distill"]["spd_weight"]
     with pytest.raises(Sam4irError, match=r"missing param 'distill\.spd_weight'"):
-        check_params(missing, "params.yaml")
+        parse_params(missing, "params.yaml")
 
 
 def test_args_of_the_chosen_network_must_exist():
     tree = with_value("model.args", {"nafnet": {}})
     tree["model"]["name"] = "hinet"
     with pytest.raises(Sam4irError, match=r"param 'model' .*no entry for model.name 'hinet'"):
-        check_params(tree, "params.yaml")
+        parse_params(tree, "params.yaml")
+
+
+def test_params_are_typed_frozen_and_keep_numbers_as_written():
+    params = parse_params(copy.deepcopy(PARAMS), "params.yaml")
+    assert params.distill.sgr_weight == PARAMS["distill"]["sgr_weight"] and params.where == "params.yaml"
+    assert params.model.kwargs == PARAMS["model"]["args"][PARAMS["model"]["name"]]
+    params.model.kwargs["width"] = -1  # a copy: the params are unchanged
+    assert params.model.kwargs == PARAMS["model"]["args"][PARAMS["model"]["name"]]
+    with pytest.raises(ValidationError, match="frozen"):
+        params.distill.sgr_weight = 2.0
+    # recorded in settings.json: an int must stay an int, or a new reader would change the outputs' bytes
+    scale = params.sam.classical.scale
+    assert scale == PARAMS["sam"]["classical"]["scale"] and type(scale) is type(PARAMS["sam"]["classical"]["scale"])
+    assert type(parse_params(with_value("train.lr", 1), "params.yaml").train.lr) is int
+
+
+def test_the_trace_records_the_leaves_read_and_the_sections_dumped():
+    params = parse_params(copy.deepcopy(PARAMS), "params.yaml")
+    params.train.lr  # before the trace: not recorded
+    reads = start_trace()
+    try:
+        params.distill.sgr_weight, params.model.kwargs, params.sam.classical.model_dump(), params.snapshot()
+        parse_params(copy.deepcopy(PARAMS), "other.yaml").eval.crop_border
+    finally:
+        stop_trace()
+    params.train.seed  # after it: not recorded either
+    name = PARAMS["model"]["name"]
+    assert reads == {"distill.sgr_weight", "model.name", f"model.args.{name}", "sam.classical", "eval.crop_border"}
 
 
 def test_load_params_checks_the_whole_file(tmp_path):

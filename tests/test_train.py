@@ -12,9 +12,12 @@ from torch.utils.data import Dataset
 
 from sam4ir.errors import Sam4irError
 from sam4ir.models import build, save_model
-from sam4ir.objectives import BaselineObjective
-from sam4ir.stages.common import build_ir, live_logger, open_live
+from sam4ir.method.objectives import BaselineObjective
+from sam4ir.schema import parse_params
+from sam4ir.stages.live import live_logger, open_live
+from sam4ir.stages.run import build_ir
 from sam4ir.train import DistInfo, SampleStream, TrainConfig, fit, rank_indices, saved_iter
+from test_schema import with_value
 
 TINY = dict(width=4, enc_blk_nums=[1], middle_blk_num=1, dec_blk_nums=[1])
 
@@ -159,12 +162,12 @@ def test_two_process_gloo_ddp_equals_one_process(tmp_path):
 # --- reproducibility across processes: what DVC sees of two runs of the same params --------------------------
 
 def test_initial_weights_are_a_function_of_train_seed_alone():
-    params = {"model": {"name": "nafnet", "args": {"nafnet": TINY}}, "train": {"seed": 3}}
+    params = parse_params(with_value("train.seed", 3), "params.yaml")
     torch.manual_seed(123)
     before = torch.random.get_rng_state()
     a, b = build_ir(params), build_ir(params)
     assert torch.equal(torch.random.get_rng_state(), before)  # the caller's RNG is untouched
-    other = build_ir({**params, "train": {"seed": 4}})
+    other = build_ir(parse_params(with_value("train.seed", 4), "params.yaml"))
     for key, value in a.state_dict().items():
         assert torch.equal(value, b.state_dict()[key]), key
     assert any(not torch.equal(v, other.state_dict()[k]) for k, v in a.state_dict().items())

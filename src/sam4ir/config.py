@@ -1,20 +1,25 @@
-"""Reading ``params.yaml``: the single source of truth for every stage.
+"""Reading ``params.yaml``, once per stage, into the typed and frozen :class:`sam4ir.schema.Params`.
 
-Stages pull values with :func:`get`, which names the dotted key and the file in its
-error message, so a bad param is reported in one line before any work starts.
+``SAM4IR_TRACE_PARAMS=<file>`` makes a process append the params keys it read, with its command line, to
+``<file>`` (one JSON line) when it exits: how the pipeline test checks that each stage of ``dvc.yaml`` declares
+exactly the params it reads.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
+import os
+import sys
 from pathlib import Path
-from typing import Any, Iterable
 
 import yaml
 
 from sam4ir.errors import Sam4irError
-from sam4ir.schema import check_params
+from sam4ir.schema import Params, parse_params, start_trace
 
-_MISSING = object()
+TRACE_ENV = "SAM4IR_TRACE_PARAMS"
+_tracing = False
 
 
 def read_mapping(path: str | Path) -> dict:
@@ -31,31 +36,23 @@ def read_mapping(path: str | Path) -> dict:
     return tree
 
 
-def load_params(path: str | Path = "params.yaml") -> dict:
+def load_params(path: str | Path = "params.yaml") -> Params:
     """The whole file, checked against the schema before anything else happens (one line naming a bad key)."""
-    params = read_mapping(path)
-    check_params(params, str(path))
-    params["_path"] = str(path)
+    params = parse_params(read_mapping(path), str(path))
+    if os.environ.get(TRACE_ENV):
+        _trace_to(Path(os.environ[TRACE_ENV]))
     return params
 
 
-def get(params: dict, key: str, default: Any = _MISSING, *, choices: Iterable | None = None,
-        kind: type | tuple[type, ...] | None = None) -> Any:
-    """Value at dotted ``key``; one-line error naming the key if missing, of the wrong type or not in ``choices``."""
-    where = params.get("_path", "params.yaml")
-    node: Any = params
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            if default is not _MISSING:
-                return default
-            raise Sam4irError(f"{where}: missing param '{key}'")
-        node = node[part]
-    if choices is not None and node not in list(choices):
-        raise Sam4irError(f"{where}: param '{key}' = {node!r} is not one of {sorted(map(str, choices))}")
-    if kind is not None:
-        if kind is float and isinstance(node, int) and not isinstance(node, bool):
-            node = float(node)
-        if not isinstance(node, kind) or (isinstance(node, bool) and kind in (int, float)):
-            name = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-            raise Sam4irError(f"{where}: param '{key}' = {node!r} should be of type {name}")
-    return node
+def _trace_to(log: Path) -> None:
+    """Record this process's reads into ``log`` at exit (once, however often it loads the params)."""
+    global _tracing
+    if _tracing:
+        return
+    _tracing = True
+    reads = start_trace()
+
+    def write() -> None:
+        with open(log, "a") as f:  # several stages may append: one short line each
+            f.write(json.dumps({"argv": sys.orig_argv[1:], "reads": sorted(reads)}) + "\n")
+    atexit.register(write)

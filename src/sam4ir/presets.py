@@ -28,7 +28,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from sam4ir import config
 from sam4ir.errors import Sam4irError
 from sam4ir.io import write_bytes
-from sam4ir.schema import check_params
+from sam4ir.schema import parse_params
 from sam4ir.stages import run_stage
 
 PRESETS_DIR = Path("configs/paper")  # relative to the repository root, where DVC runs every stage
@@ -72,11 +72,11 @@ def apply(name: str, params_path: str | Path = "params.yaml", folder: str | Path
 
     The merged params must pass the schema; the file is rewritten atomically with its comments and layout kept.
     """
-    base = config.load_params(params_path)
-    base.pop("_path")
+    base = config.read_mapping(params_path)
+    parse_params(base, str(params_path))
     preset = load_preset(name, folder)
     check_keys(base, preset, where=str(_path(name, folder)), schema=str(params_path))
-    check_params(merge(base, preset), f"{params_path} with preset {name}")
+    parse_params(merge(base, preset), f"{params_path} with preset {name}")
     old = Path(params_path).read_text()
     yaml = _round_trip_yaml()
     tree = yaml.load(old)

@@ -1,28 +1,66 @@
-"""The schema of ``params.yaml``: every key, its type and its range, checked as a whole before a stage reads data.
+"""The schema of ``params.yaml``: every key, its type and its range -- and the typed, frozen object stages read.
 
-Every stage validates the whole file first (``config.load_params``), so a typo or an out-of-range value anywhere
-fails the first stage DVC runs, in seconds, with one line naming the key -- not after hours of SAM extraction or
-training. Unknown keys are errors too: a misspelt key would otherwise be silently ignored. The stages still read
-values from the plain mapping; this module only decides whether the mapping is acceptable.
+Every stage loads the whole file once (``config.load_params``) into :class:`Params`, so a typo or an out-of-range
+value anywhere fails the first stage DVC runs, in seconds, with one line naming the key -- not after hours of SAM
+extraction or training. Unknown keys are errors too: a misspelt key would otherwise be silently ignored. Stages then
+read attributes (``params.distill.sgr_weight``) and hand each library component the section it needs.
+
+The allowed names come from the library's registries (``MODELS``, ``PRIOR_CHANNELS``, ``ANALYZERS``, ...): one
+place for each list, so the schema and the code cannot drift. Numbers keep the type they were written with (an
+``int`` stays an ``int``): they are recorded in outputs (``settings.json``), which must not change with the reader.
+
+:func:`start_trace` records which keys a process reads; the pipeline test compares that with what ``dvc.yaml``
+declares for each stage.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import re
 from pathlib import PurePosixPath
-from typing import Annotated, Any, Literal, Optional, get_args
+from typing import Annotated, Any, Iterable, Literal, Optional, get_args
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, PrivateAttr, ValidationError,
+                      ValidationInfo, create_model, field_validator, model_validator)
 
+from sam4ir.data import SOURCES, TASKS
 from sam4ir.errors import Sam4irError
+from sam4ir.losses import RECON_LOSSES
+from sam4ir.method.analyzer import ANALYZERS
+from sam4ir.method.objectives import INITS, TEACHER_INPUTS, TEACHERS
+from sam4ir.method.spd import SPD_LOSSES
+from sam4ir.method.spf import IR2_INITS, PRIOR_CHANNELS
+from sam4ir.models import MODELS
+from sam4ir.sam.names import BACKENDS, CLASSICAL_METHODS, IMAGE_BACKENDS, SAM_AMP, SAM_MODEL_TYPES, SOURCE_DIRS
+from sam4ir.train import AMP_MODES
 
-Task = Literal["derain", "deblur", "denoise"]
+
+def one_of(names: Iterable[str]) -> Any:
+    """``Literal`` of a registry's names."""
+    return Literal[tuple(names)]
+
+
+def _number(low: float | None = None, high: float | None = None, *, above: bool = False) -> Any:
+    """A finite int or float within bounds, kept as written (strict: no bool, no string)."""
+    def check(value: Any) -> int | float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError("Input should be a valid number")
+        if not math.isfinite(value):
+            raise ValueError("Input should be a finite number")
+        if low is not None and (value <= low if above else value < low):
+            raise ValueError(f"Input should be greater than {'' if above else 'or equal to '}{low}")
+        if high is not None and value > high:
+            raise ValueError(f"Input should be less than or equal to {high}")
+        return value
+    return Annotated[float, PlainValidator(check)]
+
+
+Task = one_of(TASKS)
 Device = Annotated[str, Field(pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Positive = _number(0, above=True)
+NonNegative = _number(0)
+Fraction = _number(0, 1)
 Count = Annotated[int, Field(ge=1)]
 Size = Annotated[int, Field(ge=0)]
 
@@ -37,9 +75,48 @@ IntRange = Annotated[list[Count], Field(min_length=2, max_length=2), AfterValida
 FractionRange = Annotated[list[Fraction], Field(min_length=2, max_length=2), AfterValidator(_ordered)]
 
 
+_reads: Optional[set[str]] = None  # the keys read while a trace is on
+
+
+def start_trace() -> set[str]:
+    """From now on record the dotted keys read from any :class:`Params` (leaves, or whole sections that were
+    dumped) in the returned set (the same set until :func:`stop_trace`)."""
+    global _reads
+    if _reads is None:
+        _reads = set()
+    return _reads
+
+
+def stop_trace() -> None:
+    global _reads
+    _reads = None
+
+
 class Section(BaseModel):
-    """Strict: no unknown keys, no strings where numbers belong (YAML reads ``4e-3`` as a string)."""
-    model_config = ConfigDict(extra="forbid", strict=True)
+    """Strict: no unknown keys, no strings where numbers belong (YAML reads ``4e-3`` as a string). Frozen: a stage
+    cannot change what it was given. ``_key``: the dotted path of this section in params.yaml (for the trace)."""
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    _key: Optional[str] = PrivateAttr(default=None)  # None while validating: the validators' reads are not a stage's
+
+    def __getattribute__(self, name: str) -> Any:
+        value = super().__getattribute__(name)
+        if (_reads is not None and name in type(self).model_fields and not isinstance(value, Section)
+                and self._key is not None):
+            _reads.add(f"{self._key}.{name}".lstrip("."))
+        return value
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        """The section as a mapping (a read of all of it)."""
+        if _reads is not None and self._key is not None:
+            _reads.add(self._key)
+        return super().model_dump(**kwargs)
+
+    def _set_keys(self, key: str) -> None:
+        self._key = key
+        for name in type(self).model_fields:
+            child = super().__getattribute__(name)
+            if isinstance(child, Section):
+                child._set_keys(f"{key}.{name}".lstrip("."))
 
 
 class Degradation(Section):
@@ -117,7 +194,7 @@ def _training_sets(specs: dict[str, Optional[Subimages]]) -> dict[str, Optional[
 
 
 class Data(Section):
-    source: Literal["scenes", "demo", "folder", "download"]
+    source: one_of(SOURCES)
     seed: Size
     val_pairs: Count
     degradation: Degradation
@@ -145,7 +222,7 @@ class Generator(Section):
 
 
 class Classical(Section):
-    method: Literal["felzenszwalb", "slic"]
+    method: one_of(CLASSICAL_METHODS)
     scale: Positive
     sigma: NonNegative
     min_size: Size
@@ -154,40 +231,39 @@ class Classical(Section):
 
 
 class Sam(Section):
-    backend: Literal["sam", "classical", "oracle", "none", "shuffled"]
-    shuffle_from: Literal["oracle", "classical", "sam"]
+    backend: one_of(BACKENDS)
+    shuffle_from: one_of(("oracle", *IMAGE_BACKENDS))
     shuffle_seed: Size
-    source: Literal["degraded", "target"]
-    model_type: Literal["vit_h", "vit_l", "vit_b"]
+    source: one_of(SOURCE_DIRS)
+    model_type: one_of(SAM_MODEL_TYPES)
     checkpoint: str
     download: bool
     device: Device
-    amp: Literal["none", "bf16", "fp16"]
+    amp: one_of(SAM_AMP)
     batch_size: Count
     generator: Generator
     classical: Classical
 
 
-class ModelArgs(Section):
-    """Each network's constructor arguments: a misspelt one would otherwise fail only when the network is built."""
-    nafnet: Optional[dict[str, Any]] = None
-    hinet: Optional[dict[str, Any]] = None
-    restormer: Optional[dict[str, Any]] = None
+def _constructor_args(name: str, kwargs: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """A misspelt constructor argument would otherwise fail only when the network is built."""
+    accepted = inspect.signature(MODELS[name]).parameters
+    unknown = [key for key in kwargs or {} if key not in accepted]
+    if unknown:
+        raise ValueError(f"{name} has no argument {unknown[0]!r}; it takes {', '.join(accepted)}")
+    return kwargs
 
-    @field_validator("nafnet", "hinet", "restormer")
-    @classmethod
-    def _constructor_args(cls, kwargs: Optional[dict[str, Any]], info: ValidationInfo) -> Optional[dict[str, Any]]:
-        from sam4ir.models import MODELS  # torch-heavy; imported only when params are checked
 
-        accepted = inspect.signature(MODELS[info.field_name]).parameters
-        unknown = [key for key in kwargs or {} if key not in accepted]
-        if unknown:
-            raise ValueError(f"{info.field_name} has no argument {unknown[0]!r}; it takes {', '.join(accepted)}")
-        return kwargs
+# Each network's constructor arguments: one optional entry per name of MODELS.
+ModelArgs = create_model(
+    "ModelArgs", __base__=Section,
+    __validators__={"constructor_args": field_validator(*MODELS)(
+        classmethod(lambda cls, kwargs, info: _constructor_args(info.field_name, kwargs)))},
+    **{name: (Optional[dict[str, Any]], None) for name in MODELS})
 
 
 class Model(Section):
-    name: Literal["nafnet", "hinet", "restormer"]
+    name: one_of(MODELS)
     args: ModelArgs
 
     @model_validator(mode="after")
@@ -195,6 +271,15 @@ class Model(Section):
         if getattr(self.args, self.name) is None:
             raise ValueError(f"model.args has no entry for model.name {self.name!r}")
         return self
+
+    def args_for(self, name: str) -> dict[str, Any]:
+        """Network ``name``'s constructor arguments (a copy: the caller may add to it)."""
+        return dict(getattr(self.args, name) or {})
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The chosen network's constructor arguments."""
+        return self.args_for(self.name)
 
 
 class Train(Section):
@@ -208,14 +293,14 @@ class Train(Section):
     betas: Annotated[list[Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]],
                      Field(min_length=2, max_length=2)]
     grad_clip: NonNegative
-    loss: Literal["psnr", "l1"]
+    loss: one_of(RECON_LOSSES)
     cache_images: Literal["auto"] | bool  # auto: cache below sam4ir.data.paired.CACHE_LIMIT_BYTES
     augment: bool
     val_every: Count
     log_every: Count
     ckpt_every: Count
     num_workers: Size
-    amp: Literal["none", "bf16"]
+    amp: one_of(AMP_MODES)
     device: Device
 
     @field_validator("min_lr")
@@ -227,24 +312,24 @@ class Train(Section):
 
 
 class Spf(Section):
-    prior: Literal["mean", "boundary", "both", "mean_std"]
+    prior: one_of(PRIOR_CHANNELS)
     detach_input: bool
-    ir2_init: Literal["identity", "copy"]
+    ir2_init: one_of(IR2_INITS)
     iters: Count
     lr: Positive
 
 
 class Distill(Section):
-    teacher: Literal["frozen", "joint"]
-    teacher_input: Literal["student", "baseline"]
-    init: Literal["baseline", "scratch"]
+    teacher: one_of(TEACHERS)
+    teacher_input: one_of(TEACHER_INPUTS)
+    init: one_of(INITS)
     iters: Count
     lr: Positive
     spd_weight: NonNegative
     sgr_weight: NonNegative
     recon2_weight: NonNegative
-    spd_loss: Literal["l1", "l2"]
-    analyzer: Literal["ir_features", "images", "vgg19"]
+    spd_loss: one_of(SPD_LOSSES)
+    analyzer: one_of(ANALYZERS)
     sgr_min_pixels: Count
     sgr_max_regions: Count
 
@@ -277,19 +362,37 @@ class Params(Section):
     distill: Distill
     eval: Eval
     report: Report
+    _where: str = PrivateAttr(default="params.yaml")
+
+    @property
+    def where(self) -> str:
+        """The file these params were read from: error messages name it."""
+        return self._where
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every value as a mapping, not counted as a read: what a resume state's identity hashes (any change of
+        the params starts a new run)."""
+        return BaseModel.model_dump(self)
+
+    def error(self, key: str, problem: str) -> Sam4irError:
+        """The one-line error for a bad value of ``key`` that only a stage can judge."""
+        return Sam4irError(f"{self.where}: param '{key}': {problem}")
 
 
-def check_params(tree: dict, where: str) -> None:
-    """One-line ``Sam4irError`` naming the first offending key of ``tree`` (read from ``where``), if any."""
+def parse_params(tree: dict, where: str) -> Params:
+    """``tree`` (read from ``where``) as :class:`Params`; one-line ``Sam4irError`` naming its first offending key."""
     try:
-        Params.model_validate(tree)
+        params = Params.model_validate(tree)
     except ValidationError as err:
         raise Sam4irError(_first_error(err, where)) from None
+    params._where = where
+    params._set_keys("")
+    return params
 
 
 def _first_error(err: ValidationError, where: str) -> str:
     first = err.errors(include_url=False)[0]
-    key = ".".join(str(part) for part in first["loc"] if not re.fullmatch(r"function-after\[.*\]", str(part)))
+    key = ".".join(str(part) for part in first["loc"] if not re.fullmatch(r"function-(after|plain)\[.*\]", str(part)))
     message = first["msg"].removeprefix("Value error, ")
     more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
     if first["type"] == "missing":

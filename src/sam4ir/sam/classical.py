@@ -11,8 +11,8 @@ from skimage.segmentation import felzenszwalb, slic
 
 from sam4ir.errors import Sam4irError
 from sam4ir.sam.label_map import segments_to_label_map
+from sam4ir.sam.names import CLASSICAL_METHODS
 
-CLASSICAL_METHODS = ("felzenszwalb", "slic")
 
 
 class ClassicalSegmenter:

@@ -19,8 +19,9 @@ from segment_anything.modeling import Sam
 
 from sam4ir.errors import Sam4irError
 from sam4ir.sam.label_map import masks_to_label_map
+from sam4ir.sam.names import SAM_AMP
 
-AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+AMP_DTYPES = dict(zip(SAM_AMP, (None, torch.bfloat16, torch.float16)))
 GENERATOR_DEFAULTS = {  # every SamAutomaticMaskGenerator argument a YAML file can hold, with SAM's defaults
     name: p.default for name, p in inspect.signature(SamAutomaticMaskGenerator).parameters.items()
     if name not in ("model", "point_grids")

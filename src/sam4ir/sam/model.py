@@ -20,8 +20,8 @@ from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncode
 
 from sam4ir.errors import Sam4irError
 from sam4ir.io import save_torch
+from sam4ir.sam.names import SAM_MODEL_TYPES
 
-SAM_MODEL_TYPES = ("vit_h", "vit_l", "vit_b")
 
 
 def build_sam(*, encoder_embed_dim: int, encoder_depth: int, encoder_num_heads: int,

@@ -14,58 +14,24 @@ of the gain the priors' information is responsible for.
 """
 
 from pathlib import Path
-from typing import Optional
 
-from torch import nn
-
-from sam4ir import config
-from sam4ir.analyzer import ANALYZERS
-from sam4ir.errors import Sam4irError
-from sam4ir.losses import RECON_LOSSES
+from sam4ir.method.objectives import DISTILL_METHODS, DistillObjective
 from sam4ir.models import load_model, load_weights
-from sam4ir.objectives import TEACHER_INPUTS, TEACHERS, DistillObjective, DistillWeights
-from sam4ir.spd import SPD_LOSSES
-from sam4ir.spf import PRIOR_CHANNELS
 from sam4ir.stages import run_stage
-from sam4ir.stages.common import (METHODS, TEACHER_RUNS, TaskPaths, build_ir, load_task_params,
-                                  stage_args, train_config, train_run)
-
-
-def method_weights(params: dict, method: str) -> DistillWeights:
-    w = {k: config.get(params, f"distill.{k}_weight", kind=float) for k in ("recon2", "spd", "sgr")}
-    for key, value in w.items():
-        if value < 0:
-            raise Sam4irError(f"{params['_path']}: param 'distill.{key}_weight' = {value} must be >= 0")
-    if method == "control":
-        return DistillWeights(recon2=0.0, spd=0.0, sgr=0.0)
-    if method in ("spd", "no_prior"):
-        w["sgr"] = 0.0  # no_prior: with no regions there is no relation to keep (SGR is exactly 0)
-    return DistillWeights(**w)
-
-
-def distill_objective(params: dict, ir1: nn.Module, ir2: Optional[nn.Module], method: str, *,
-                      baseline: Optional[nn.Module] = None, analyzer_pretrained: bool = True) -> DistillObjective:
-    """The objective of ``method`` for IR1 against the teacher ``ir2``, from the spf/distill params."""
-    return DistillObjective(
-        ir1, ir2, recon=config.get(params, "train.loss", choices=RECON_LOSSES),
-        weights=method_weights(params, method), prior=config.get(params, "spf.prior", choices=PRIOR_CHANNELS),
-        analyzer=config.get(params, "distill.analyzer", choices=ANALYZERS),
-        spd_kind=config.get(params, "distill.spd_loss", choices=SPD_LOSSES),
-        sgr_min_pixels=config.get(params, "distill.sgr_min_pixels", kind=int),
-        sgr_max_regions=config.get(params, "distill.sgr_max_regions", kind=int),
-        detach_spf_input=config.get(params, "spf.detach_input", kind=bool),
-        priors=method != "no_prior", teacher=config.get(params, "distill.teacher", choices=TEACHERS),
-        baseline=baseline, analyzer_pretrained=analyzer_pretrained)
+from sam4ir.stages.args import load_task_params, stage_args
+from sam4ir.stages.paths import TEACHER_RUNS, TaskPaths
+from sam4ir.stages.run import build_ir, train_run
+from sam4ir.train import TrainConfig
 
 
 def main() -> None:
-    args = stage_args(__doc__, methods=METHODS[1:])
+    args = stage_args(__doc__, methods=DISTILL_METHODS)
     params = load_task_params(args)
-    paths = TaskPaths(args.task)
+    paths, cfg = TaskPaths(args.task), params.distill
     baseline_file = paths.run("baseline") / "model.pt"
     ir1 = build_ir(params)
     init_files: tuple[Path, ...] = ()
-    scratch = config.get(params, "distill.init", choices=("baseline", "scratch")) == "scratch"
+    scratch = cfg.init == "scratch"
     if not scratch:
         load_weights(ir1, baseline_file)
         init_files = (baseline_file,)
@@ -74,12 +40,15 @@ def main() -> None:
         teacher_file = paths.run(TEACHER_RUNS[args.method]) / "ir2.pt"
         ir2 = load_model(teacher_file)
         init_files += (teacher_file,)
-        if config.get(params, "distill.teacher_input", choices=TEACHER_INPUTS) == "baseline":
+        if cfg.teacher_input == "baseline":
             baseline = load_model(baseline_file)
             init_files += (baseline_file,)
-    objective = distill_objective(params, ir1, ir2, args.method, baseline=baseline)
-    train_run(params, paths, args.method, objective, train_config(params, "train" if scratch else "distill"),
-              with_masks=objective.weights.uses_ir2 and objective.priors, init_files=init_files)
+    objective = DistillObjective(ir1, ir2, cfg, params.spf, recon=params.train.loss, method=args.method,
+                                 baseline=baseline)
+    recipe = (TrainConfig.from_params(params.train) if scratch else
+              TrainConfig.from_params(params.train, iters=cfg.iters, lr=cfg.lr))
+    train_run(params, paths, args.method, objective, recipe, with_masks=objective.weights.uses_ir2 and objective.priors,
+              init_files=init_files)
 
 
 if __name__ == "__main__":

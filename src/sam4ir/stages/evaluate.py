@@ -17,19 +17,21 @@ import json
 import pandas as pd
 import torch
 
-from sam4ir import config, models
+from sam4ir import models
 from sam4ir.data import scan_pairs
 from sam4ir.inference import to_tensor, to_uint8
 from sam4ir.io import atomic_path, read_image, read_label_map, write_image, write_json
+from sam4ir.method.spf import spf_input
 from sam4ir.metrics import calculate_psnr, calculate_ssim
+from sam4ir.progress import progress_bar
+from sam4ir.sam.names import IMAGE_BACKENDS
 from sam4ir.scores import summarise_scores
 from sam4ir.segmentation_check import matching_miou
-from sam4ir.spf import spf_input
 from sam4ir.stages import run_stage
-from sam4ir.stages.common import EVALUATED, TaskPaths, load_task_params, stage_args
-from sam4ir.stages.sam_masks import BACKENDS, IMAGE_BACKENDS, build_segmenter
+from sam4ir.stages.args import load_task_params, stage_args
+from sam4ir.stages.paths import EVALUATED, TaskPaths
+from sam4ir.stages.sam_masks import build_segmenter
 from sam4ir.train import resolve_device
-from sam4ir.progress import progress_bar
 
 IR2_ROW = "ir2"
 IR2_ROWS = {IR2_ROW: "spf", "ir2_no_prior": "spf_no_prior"}  # row -> the SPF run whose IR2 it is (fed the baseline)
@@ -39,17 +41,18 @@ def main() -> None:
     args = stage_args(__doc__)
     params = load_task_params(args)
     paths = TaskPaths(args.task)
-    crop = config.get(params, "eval.crop_border", kind=int)
-    y_channel = config.get(params, f"eval.test_y_channel.{args.task}", kind=bool)
-    n_save = config.get(params, "eval.save_images", kind=int)
-    prior = config.get(params, "spf.prior")
-    device = resolve_device(config.get(params, "train.device", kind=str))
+    crop, n_save = params.eval.crop_border, params.eval.save_images
+    if args.task not in params.eval.test_y_channel:
+        raise params.error(f"eval.test_y_channel.{args.task}", "missing: say whether PSNR/SSIM use the Y channel")
+    y_channel = params.eval.test_y_channel[args.task]
+    prior = params.spf.prior
+    device = resolve_device(params.train.device)
     nets = {m: models.load_model(paths.run(m) / "model.pt", device) for m in EVALUATED}
     nets.update({row: models.load_model(paths.run(run) / "ir2.pt", device) for row, run in IR2_ROWS.items()})
 
     segment = None
-    backend = config.get(params, "sam.backend", choices=BACKENDS)
-    if config.get(params, "eval.segmentation_check", kind=bool) and backend in IMAGE_BACKENDS:
+    backend = params.sam.backend
+    if params.eval.segmentation_check and backend in IMAGE_BACKENDS:
         segment, _ = build_segmenter(params, {"backend": backend})  # the controls do not segment pixels
 
     rows = []

@@ -24,18 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
-from sam4ir import config
 from sam4ir.data import build_demo, build_scenes, scan_pairs
 from sam4ir.data.paired import VAL_PAIRS
 from sam4ir.datasets import clear, prepare_download
 from sam4ir.datasets.subimages import Manifest, SubimageSpec, group_by_source, read_windows, write_subimages
 from sam4ir.fingerprint import write_fingerprint
 from sam4ir.io import read_image, write_image, write_json
-from sam4ir.stages import run_stage
-from sam4ir.stages.common import TaskPaths, load_task_params, stage_args
 from sam4ir.progress import progress_bar
-
-SOURCES = ("scenes", "demo", "folder", "download")
+from sam4ir.schema import Data
+from sam4ir.stages import run_stage
+from sam4ir.stages.args import load_task_params, stage_args
+from sam4ir.stages.paths import TaskPaths
 
 
 def import_folder(src: Path, out: Path, subimages: SubimageSpec | None = None) -> dict:
@@ -63,43 +62,41 @@ def import_folder(src: Path, out: Path, subimages: SubimageSpec | None = None) -
     return counts
 
 
-def subimage_specs(params: dict) -> dict[str, SubimageSpec | None]:
+def subimage_specs(data: Data) -> dict[str, SubimageSpec | None]:
     """``data.subimages``: set (or, for the folder source, task) -> its sub-image windows, or none."""
-    found = config.get(params, "data.subimages", {}, kind=dict)
-    return {name: None if spec is None else SubimageSpec(**spec) for name, spec in found.items()}
+    return {name: None if spec is None else SubimageSpec(**spec.model_dump()) for name, spec in data.subimages.items()}
 
 
-def download_args(params: dict, task: str) -> dict:
+def download_args(data: Data, task: str) -> dict:
     """``prepare_download``'s arguments from ``data.download``; a split may name one set or a list."""
-    g = lambda key, *a, **kw: config.get(params, f"data.download.{key}", *a, **kw)  # noqa: E731
-    sets = {split: g(f"{task}.{split}", kind=(str, list)) for split in ("train", "test")}
-    return {**{split: [names] if isinstance(names, str) else names for split, names in sets.items()},
-            "cache": Path(g("cache", kind=str)), "manifest": Path(g("manifest", kind=str)),
-            "mirror": g("mirror", None, kind=(str, type(None)))}
+    download, sets = data.download, getattr(data.download, task)
+    return {**{split: [names] if isinstance(names, str) else list(names)
+               for split, names in (("train", sets.train), ("test", sets.test))},
+            "cache": Path(download.cache), "manifest": Path(download.manifest), "mirror": download.mirror}
 
 
 def main() -> None:
     args = stage_args(__doc__)
     params = load_task_params(args)
+    data = params.data
     out = TaskPaths(args.task).prepared
-    source = config.get(params, "data.source", choices=SOURCES)
-    if source != "download":  # download resumes (keeps what a killed run wrote); the others rebuild everything,
-        clear(out)             # and no pair of an earlier source may survive in a persisted folder
-    if source in ("scenes", "demo"):
-        build = build_scenes if source == "scenes" else build_demo
-        summary = build(args.task, out, seed=config.get(params, "data.seed", kind=int),
-                        **config.get(params, f"data.{source}", kind=dict),
-                        **config.get(params, "data.degradation", kind=dict))
-    elif source == "folder":
-        summary = import_folder(Path(config.get(params, f"data.folder.{args.task}", kind=str)), out,
-                                subimage_specs(params).get(args.task))
+    if data.source != "download":  # download resumes (keeps what a killed run wrote); the others rebuild all,
+        clear(out)                 # and no pair of an earlier source may survive in a persisted folder
+    if data.source in ("scenes", "demo"):
+        build = build_scenes if data.source == "scenes" else build_demo
+        summary = build(args.task, out, seed=data.seed, **getattr(data, data.source).model_dump(),
+                        **data.degradation.model_dump())
+    elif data.source == "folder":
+        if args.task not in data.folder:
+            raise params.error(f"data.folder.{args.task}", "missing: no folder is named for this task")
+        summary = import_folder(Path(data.folder[args.task]), out, subimage_specs(data).get(args.task))
     else:
-        summary = prepare_download(args.task, out=out, subimages=subimage_specs(params),
-                                   **download_args(params, args.task))
-    if source != "scenes":
-        summary["val"] = hold_out(out, config.get(params, "data.val_pairs", kind=int),
-                                  config.get(params, "data.seed", kind=int))
-    write_json(out / "summary.json", {"source": source, **summary})
+        if getattr(data.download, args.task) is None:
+            raise params.error(f"data.download.{args.task}", "missing: no training and test sets are named")
+        summary = prepare_download(args.task, out=out, subimages=subimage_specs(data), **download_args(data, args.task))
+    if data.source != "scenes":
+        summary["val"] = hold_out(out, data.val_pairs, data.seed)
+    write_json(out / "summary.json", {"source": data.source, **summary})
     write_fingerprint(out)  # what the later stages depend on (see sam4ir.fingerprint)
 
 

@@ -37,23 +37,20 @@ import numpy as np
 import torch
 
 import sam4ir.sam as sam_package
-from sam4ir import config
+from sam4ir.datasets.subimages import MANIFEST, read_windows
 from sam4ir.errors import Sam4irError
 from sam4ir.fingerprint import write_fingerprint
 from sam4ir.io import files_sha256, write_json
-from sam4ir.sam import (CLASSICAL_METHODS, SAM_MODEL_TYPES, ClassicalSegmenter, SamSegmenter, ensure_checkpoint,
-                        extract_masks, generator_kwargs, label_map_path, load_sam, resolve_device, segment_counts)
+from sam4ir.sam import (SOURCE_DIRS, ClassicalSegmenter, SamSegmenter, ensure_checkpoint, extract_masks,
+                        generator_kwargs, label_map_path, load_sam, resolve_device, segment_counts)
 from sam4ir.sam.controls import NoRegions, OracleRegions, PathLabeler, ShuffledRegions, regions_path
-from sam4ir.datasets.subimages import MANIFEST, read_windows
 from sam4ir.sam.extract import Segmenter, SourceImage, source_images
-from sam4ir.sam.generator import AMP_DTYPES
+from sam4ir.schema import Params
 from sam4ir.stages import run_stage
-from sam4ir.stages.common import TaskPaths, load_task_params
+from sam4ir.stages.args import load_task_params
+from sam4ir.stages.paths import TaskPaths
 
 SPLITS = ("train", "test")
-IMAGE_BACKENDS = ("sam", "classical")  # segment the image's pixels (also usable on restored images)
-BACKENDS = (*IMAGE_BACKENDS, "oracle", "none", "shuffled")
-SOURCE_DIRS = {"degraded": "input", "target": "target"}  # sam.source -> folder of data/prepared/<task>/<split>
 SEGMENTATION_CODE = Path(sam_package.__file__).parent  # its modules decide what a label map is
 RUN_LOGS = Path("data/logs/sam_masks")  # per-run timings: not a DVC out, so they never change the masks' hash
 
@@ -69,10 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     shard = (index + count * rank, count * world)  # torchrun's ranks split this machine's shard
     params = load_task_params(args)
     paths = TaskPaths(args.task)
-    source = config.get(params, "sam.source", choices=SOURCE_DIRS)
-    batch_size = config.get(params, "sam.batch_size", 1, kind=int)
-    if batch_size < 1:
-        raise Sam4irError(f"{args.params}: param 'sam.batch_size' = {batch_size} should be >= 1")
+    source = params.sam.source
     # Test images are segmented as deployed: from the degraded input (with source: target, training priors come
     # from the clean images, but the IR2 reference row must not see the ground truth).
     images = {split: _images(paths.prepared / split / SOURCE_DIRS[source if split == "train" else "degraded"])
@@ -81,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     sources = {split: source_images(images[split], windows_of) for split in SPLITS}
     manifest = [paths.prepared / MANIFEST] if windows_of else []
 
-    backend = config.get(params, "sam.backend", choices=BACKENDS)
+    backend = params.sam.backend
     # Only rank 0 writes settings and summary: the other ranks do not read every image to hash it.
     settings = {"backend": backend, "source": source,
                 "images_sha256": files_sha256([*(p for split in SPLITS for p in images[split]), *manifest])
@@ -95,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         barrier()
         if rank != 0:
             labeler, settings = build_labeler(params, settings, sources)
-        mine = {split: extract_masks(sources[split], paths.masks / split, labeler(split), batch_size=batch_size,
+        mine = {split: extract_masks(sources[split], paths.masks / split, labeler(split), batch_size=params.sam.batch_size,
                                      shard=shard, desc=f"{args.task}/{split}") for split in SPLITS}
         runs = barrier(mine)  # rank 0 waits for every rank and gets what each one did
     if rank == 0:
@@ -166,7 +160,7 @@ def process_group(world: int) -> Iterator[Callable[..., list]]:
         dist.destroy_process_group()
 
 
-def build_labeler(params: dict, settings: dict, sources: dict[str, list[SourceImage]]
+def build_labeler(params: Params, settings: dict, sources: dict[str, list[SourceImage]]
                   ) -> tuple[Callable[[str], Segmenter | PathLabeler], dict]:
     """split -> the configured backend's labeler, and the settings that determine its output."""
     backend = settings["backend"]
@@ -177,8 +171,7 @@ def build_labeler(params: dict, settings: dict, sources: dict[str, list[SourceIm
     if backend != "shuffled":
         segmenter, settings = build_segmenter(params, settings)
         return lambda split: segmenter, settings
-    base_backend = config.get(params, "sam.shuffle_from", choices=("oracle", *IMAGE_BACKENDS))
-    seed = config.get(params, "sam.shuffle_seed", kind=int)
+    base_backend, seed = params.sam.shuffle_from, params.sam.shuffle_seed
     base, base_settings = build_labeler(params, {**settings, "backend": base_backend}, sources)
     base_settings.pop("backend")
     loaders = {s.path: s.load for split in SPLITS for s in sources[split]}
@@ -195,28 +188,21 @@ def _regions_sha256(sources: dict[str, list[SourceImage]]) -> str:
     return files_sha256(truths)
 
 
-def build_segmenter(params: dict, settings: dict) -> tuple[Segmenter, dict]:
+def build_segmenter(params: Params, settings: dict) -> tuple[Segmenter, dict]:
     """The configured backend and the settings that determine its output (recorded next to the masks)."""
-    g = lambda key, *a, **kw: config.get(params, f"sam.{key}", *a, **kw)  # noqa: E731
+    sam = params.sam
     if settings["backend"] == "classical":
-        number = (int, float)
-        classical = {"method": g("classical.method", "felzenszwalb", choices=CLASSICAL_METHODS),
-                     "scale": g("classical.scale", 100, kind=number), "sigma": g("classical.sigma", 0.8, kind=number),
-                     "min_size": g("classical.min_size", 50, kind=int),
-                     "n_segments": g("classical.n_segments", 100, kind=int),
-                     "compactness": g("classical.compactness", 10, kind=number)}
+        classical = sam.classical.model_dump()
         return ClassicalSegmenter(**classical), {**settings, "classical": classical}
-    model_type = g("model_type", choices=SAM_MODEL_TYPES)
-    amp = g("amp", "none", choices=AMP_DTYPES)
-    generator = generator_kwargs(g("generator", {}, kind=dict))
-    device = resolve_device(g("device", "auto", kind=str))
+    generator = generator_kwargs(sam.generator.model_dump())
+    device = resolve_device(sam.device)
     if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))  # torchrun: one model per GPU
-    checkpoint = ensure_checkpoint(model_type, Path(g("checkpoint", kind=str)), g("download", kind=bool))
-    sam = load_sam(model_type, checkpoint, device)
-    settings = {**settings, "model_type": model_type, "checkpoint": checkpoint.name,
-                "checkpoint_bytes": checkpoint.stat().st_size, "amp": amp, "generator": generator}
-    return SamSegmenter(sam, generator, amp=amp), settings
+    checkpoint = ensure_checkpoint(sam.model_type, Path(sam.checkpoint), sam.download)
+    model = load_sam(sam.model_type, checkpoint, device)
+    settings = {**settings, "model_type": sam.model_type, "checkpoint": checkpoint.name,
+                "checkpoint_bytes": checkpoint.stat().st_size, "amp": sam.amp, "generator": generator}
+    return SamSegmenter(model, generator, amp=sam.amp), settings
 
 
 def _drop_stale(root: Path, settings: dict) -> None:

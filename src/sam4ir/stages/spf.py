@@ -7,13 +7,14 @@ students differ only by the prior's information. IR2 starts from IR1's weights a
 ``distill.*`` param is read: a distillation sweep never retrains a teacher.
 """
 
-from sam4ir import config
-from sam4ir.losses import RECON_LOSSES
+from sam4ir.method.objectives import SpfObjective
+from sam4ir.method.spf import build_ir2
 from sam4ir.models import load_weights
-from sam4ir.objectives import SpfObjective
-from sam4ir.spf import IR2_INITS, PRIOR_CHANNELS, build_ir2
 from sam4ir.stages import run_stage
-from sam4ir.stages.common import TaskPaths, build_ir, load_task_params, model_spec, stage_args, train_config, train_run
+from sam4ir.stages.args import load_task_params, stage_args
+from sam4ir.stages.paths import TaskPaths
+from sam4ir.stages.run import build_ir, train_run
+from sam4ir.train import TrainConfig
 
 SPF_METHODS = ("spf", "spf_no_prior")
 
@@ -25,14 +26,12 @@ def main() -> None:
     baseline = paths.run("baseline") / "model.pt"
     ir1 = build_ir(params)
     load_weights(ir1, baseline)
-    name, kwargs = model_spec(params)
-    prior = config.get(params, "spf.prior", choices=PRIOR_CHANNELS)
-    ir2 = build_ir2(ir1, name, kwargs, prior, config.get(params, "spf.ir2_init", choices=IR2_INITS))
+    spf = params.spf
+    ir2 = build_ir2(ir1, params.model.name, params.model.kwargs, spf.prior, spf.ir2_init)
     priors = args.method == "spf"
-    objective = SpfObjective(ir1, ir2, recon=config.get(params, "train.loss", choices=RECON_LOSSES), prior=prior,
-                             priors=priors)
-    train_run(params, paths, args.method, objective, train_config(params, "spf"), with_masks=priors,
-              init_files=(baseline,))
+    objective = SpfObjective(ir1, ir2, recon=params.train.loss, prior=spf.prior, priors=priors)
+    train_run(params, paths, args.method, objective, TrainConfig.from_params(params.train, iters=spf.iters, lr=spf.lr),
+              with_masks=priors, init_files=(baseline,))
 
 
 if __name__ == "__main__":

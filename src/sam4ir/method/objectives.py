@@ -14,19 +14,27 @@ are never run, so the control differs from the distilled run only by what the te
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 from torch import Tensor, nn
 
-from sam4ir.analyzer import build_analyzer
+from sam4ir.errors import Sam4irError
 from sam4ir.losses import recon_loss
-from sam4ir.sgr import sgr_loss
-from sam4ir.spd import spd_loss
-from sam4ir.spf import spf_input
+from sam4ir.method.analyzer import build_analyzer
+from sam4ir.method.sgr import sgr_loss
+from sam4ir.method.spd import spd_loss
+from sam4ir.method.spf import spf_input
+
+if TYPE_CHECKING:
+    from sam4ir.schema import Distill, Spf
 
 TEACHERS = ("frozen", "joint")
 TEACHER_INPUTS = ("student", "baseline")
+INITS = ("baseline", "scratch")  # where the SPD student starts: the trained baseline, or new weights
+# the SPD runs: the control (L_rec1 alone), SPD without SGR, the full method, and the full method against the
+# no-region teacher with every pixel unlabelled (no region to relate: SGR is zero and not computed)
+DISTILL_METHODS = ("control", "no_prior", "spd", "spd_sgr")
 
 
 def frozen(net: nn.Module) -> nn.Module:
@@ -95,38 +103,55 @@ class DistillWeights:
         return any(w > 0 for w in (self.recon2, self.spd, self.sgr))
 
 
+def method_weights(cfg: Distill, method: str) -> DistillWeights:
+    """The loss weights of ``method`` from ``distill.*``: none for the control (it reads no weight), no SGR for
+    ``spd`` and ``no_prior``, and no L_rec² with the frozen teacher (the paper's formula: no term trains IR2)."""
+    if method not in DISTILL_METHODS:
+        raise Sam4irError(f"unknown distillation method {method!r} (one of {', '.join(DISTILL_METHODS)})")
+    if method == "control":
+        return DistillWeights(recon2=0.0, spd=0.0, sgr=0.0)
+    return DistillWeights(recon2=cfg.recon2_weight if cfg.teacher == "joint" else 0.0, spd=cfg.spd_weight,
+                          sgr=cfg.sgr_weight if method == "spd_sgr" else 0.0)
+
+
 class DistillObjective(nn.Module):
     """SPD: SPD and SGR pull IR1 toward the SPF teacher IR2's semantically informed features.
 
     batch: 'input', 'target' (B x 3 x H x W), 'mask' (B x H x W SAM label map, cropped with the image).
-    ``teacher``: ``frozen`` (IR2 fixed, L_rec² never computed) or ``joint`` (IR2 trained on with recon2_weight·L_rec²,
-    in ``nets``). ``baseline``: a frozen IR1 whose output feeds IR2 instead of the current student's
-    (``distill.teacher_input: baseline``: fixed teacher targets). ``priors=False`` (the ``no_prior`` control)
-    replaces every label map by zeros and reads no 'mask'.
+    ``cfg`` (``params.distill``) and ``spf`` (``params.spf``: how the prior is fused) configure it; ``method``
+    (:data:`DISTILL_METHODS`) picks the terms (:func:`method_weights`). ``distill.teacher``: ``frozen`` (IR2 fixed,
+    L_rec² never computed) or ``joint`` (IR2 trained on with recon2_weight·L_rec², in ``nets``). ``baseline``: a
+    frozen IR1 whose output feeds IR2 instead of the current student's (``distill.teacher_input: baseline``: fixed
+    teacher targets). ``no_prior`` replaces every label map by zeros and reads no 'mask'. Only the keys a method
+    uses are read.
     """
 
-    def __init__(self, ir1: nn.Module, ir2: Optional[nn.Module], *, recon: str, weights: DistillWeights,
-                 prior: str, analyzer: str, spd_kind: str, sgr_min_pixels: int, sgr_max_regions: int,
-                 detach_spf_input: bool, priors: bool = True, teacher: str = "frozen",
-                 baseline: Optional[nn.Module] = None, analyzer_pretrained: bool = True) -> None:
+    def __init__(self, ir1: nn.Module, ir2: Optional[nn.Module], cfg: Distill, spf: Spf, *, recon: str,
+                 method: str = "spd_sgr", baseline: Optional[nn.Module] = None,
+                 analyzer_pretrained: bool = True) -> None:
         super().__init__()
-        if teacher == "frozen":
-            weights = DistillWeights(recon2=0.0, spd=weights.spd, sgr=weights.sgr)
+        self.weights = weights = method_weights(cfg, method)
+        self.recon, self.priors = recon, method != "no_prior"
         nets = {"ir1": ir1}
         self.teacher_net: Optional[nn.Module] = None
         self.baseline: Optional[nn.Module] = None
+        self.detach_spf_input = True
         if weights.uses_ir2:
-            if teacher == "joint" and weights.recon2 > 0:
-                nets["ir2"] = ir2  # trained and checkpointed with IR1
+            self.prior = spf.prior
+            if weights.recon2 > 0:
+                nets["ir2"] = ir2  # trained and checkpointed with IR1 (the joint reading)
+                self.detach_spf_input = spf.detach_input
             else:
                 self.teacher_net = frozen(ir2)
             self.baseline = frozen(baseline) if baseline is not None else None
         self.nets = nn.ModuleDict(nets)
-        self.recon, self.weights, self.prior, self.teacher = recon, weights, prior, teacher
-        self.spd_kind, self.min_pixels, self.max_regions = spd_kind, sgr_min_pixels, sgr_max_regions
-        self.detach_spf_input, self.priors = detach_spf_input, priors
-        needs_analyzer = weights.spd > 0 or weights.sgr > 0
-        self.analyzer = build_analyzer(analyzer, pretrained=analyzer_pretrained) if needs_analyzer else None
+        self.analyzer = None
+        if weights.spd > 0 or weights.sgr > 0:
+            self.analyzer = build_analyzer(cfg.analyzer, pretrained=analyzer_pretrained)
+        if weights.spd > 0:
+            self.spd_kind = cfg.spd_loss
+        if weights.sgr > 0:
+            self.min_pixels, self.max_regions = cfg.sgr_min_pixels, cfg.sgr_max_regions
 
     def train(self, mode: bool = True) -> "DistillObjective":
         super().train(mode)
@@ -141,7 +166,7 @@ class DistillObjective(nn.Module):
         if self.baseline is not None:
             with torch.no_grad():
                 return self.baseline(batch["input"])
-        trains_through = "ir2" in self.nets and not self.detach_spf_input
+        trains_through = not self.detach_spf_input
         return y1 if trains_through else y1.detach()
 
     def forward(self, batch: dict) -> dict[str, Tensor]:
