@@ -206,7 +206,8 @@ def test_extract_resumes_and_skips_done_images(tiny_sam, tmp_path):
     seg = _Counting(SamSegmenter(tiny_sam, RELAXED))
     first = extract_masks(paths, tmp_path / "out", seg, batch_size=2, progress=False)
     assert first["written"] == 5 and seg.images == 5
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [p.name for p in paths]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [p.name for p in paths]
+    assert sorted(json.loads((tmp_path / "out" / "maps.json").read_text())) == [p.name for p in paths]
     (tmp_path / "out" / "img03.png").unlink()
     second = extract_masks(paths, tmp_path / "out", seg, batch_size=2, progress=False)
     assert second == {**second, "written": 1, "skipped": 4} and seg.images == 6
@@ -348,7 +349,42 @@ def test_damaged_maps_are_redone_and_temp_files_ignored(stage_dir, capsys):
     sam_masks.main(["--task", "derain"])
     assert {p: p.read_bytes() for p in masks.rglob("*.png")} == good
     assert json.loads((stage_dir / "data" / "logs" / "sam_masks" / "derain.json").read_text())["written"] == 2
-    assert "train0.png: cannot decode label map" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "do not match what was recorded" in err and "train0.png" in err and "test1.png" in err
+    assert not list(masks.rglob("*.partial"))  # a leftover temp file is not hashed into the DVC out
+
+
+def test_an_altered_but_decodable_map_is_recomputed(stage_dir, capsys):
+    """A map overwritten with zeros of the right size decodes fine: only its recorded content gives it away."""
+    _set_params(stage_dir, backend="classical")
+    masks = stage_dir / "data" / "masks" / "derain"
+    sam_masks.main(["--task", "derain"])
+    good = {p: p.read_bytes() for p in masks.rglob("*.png")}
+    target = masks / "train" / "train2.png"
+    write_image(target, np.zeros(read_label_map(target).shape, np.uint16))
+    capsys.readouterr()
+    sam_masks.main(["--task", "derain"])
+    assert {p: p.read_bytes() for p in masks.rglob("*.png")} == good
+    assert json.loads((stage_dir / "data" / "logs" / "sam_masks" / "derain.json").read_text())["written"] == 1
+    err = capsys.readouterr().err
+    assert "1 label map(s)" in err and "train2.png" in err
+    assert not list(masks.rglob("maps.*.jsonl")) and (masks / "train" / "maps.json").is_file()
+
+
+def test_a_truncated_settings_file_is_one_note_and_rebuilt(stage_dir, capsys):
+    _set_params(stage_dir, backend="classical")
+    masks = stage_dir / "data" / "masks" / "derain"
+    sam_masks.main(["--task", "derain"])
+    good = {p: p.read_bytes() for p in masks.rglob("*.png")}
+    settings = (masks / "settings.json").read_text()
+    (masks / "settings.json").write_text(settings[: len(settings) // 2])
+    (masks / "train" / "maps.json").write_text("{\"train0.png\": {")
+    capsys.readouterr()
+    sam_masks.main(["--task", "derain"])
+    err = capsys.readouterr().err
+    assert "settings.json: unreadable (JSONDecodeError" in err and "maps.json: unreadable" in err
+    assert (masks / "settings.json").read_text() == settings
+    assert {p: p.read_bytes() for p in masks.rglob("*.png")} == good
 
 
 def test_full_disk_during_extraction_is_one_line_and_a_rerun_completes(stage_dir, monkeypatch):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 
 import pytest
@@ -191,6 +193,29 @@ def test_resumed_run_logs_each_step_once(tmp_path):
     rows = (tmp_path / "plots" / "metrics" / "loss.tsv").read_text().splitlines()
     assert [r.split("\t")[0] for r in rows] == ["step", "10", "20", "30", "40", "50"]
     assert rows[-2].endswith("40.5")
+
+
+def test_a_resumed_run_keeps_the_rows_dvc_deleted(tmp_path):
+    """DVC deletes a stage's outs (the curves) before re-running it: the resumed run's curves come back from the
+    backup beside the resume state, up to the checkpoint, and equal an uninterrupted run's."""
+    def run(out, steps, resumed_at=0):
+        log = live_logger(open_live(out, resumed_at, tmp_path / "backup"), tmp_path / "backup")
+        for step in steps:
+            log(step, {"loss": float(step), "val_psnr": 20.0 + step / 100})
+        return out / "plots" / "metrics"
+
+    whole = run(tmp_path / "whole", range(10, 60, 10))
+    run(tmp_path / "run", (10, 20, 30, 40))  # checkpoint at 20, killed after logging 40
+    shutil.rmtree(tmp_path / "run")  # what DVC does before the stage runs again
+    resumed = run(tmp_path / "run", (30, 40, 50), resumed_at=20)
+    for name in ("loss.tsv", "val_psnr.tsv"):
+        steps = lambda folder: [r.split("\t")[:2:] for r in (folder / name).read_text().splitlines()]  # noqa: E731
+        assert [r[0] for r in steps(resumed)] == ["step", "10", "20", "30", "40", "50"]
+        assert [r[1] for r in steps(resumed)] == [r[1] for r in steps(whole)]
+    summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert summary["val_psnr_best_step"] == 50 and summary["val_psnr"] == summary["val_psnr_best"]
+    run(tmp_path / "other", (10,))  # a fresh run starts a fresh backup
+    assert (tmp_path / "backup" / "loss.tsv").read_text().count("\n") == 2
 
 
 def test_training_log_is_a_few_lines_when_not_in_a_terminal(capsys):

@@ -1,8 +1,10 @@
 """Running a segmenter over a folder of images, resumably and shardable.
 
-Each label map is written atomically as ``<out_dir>/<image stem>.png``; an existing one that decodes is
-skipped, so a killed run continues where it stopped (a damaged one is redone, never trusted because it exists),
-and ``shard=(i, n)`` lets n processes (or GPUs) split the sorted image list without coordination.
+Each label map is written atomically as ``<out_dir>/<image stem>.png`` and recorded by content
+(:mod:`sam4ir.sam.ledger`); an existing one is skipped only if it is byte for byte the map recorded for its image
+as the image is now, so a killed run continues where it stopped and a damaged or altered map is redone, never
+trusted because it exists. ``shard=(i, n)`` lets n processes (or GPUs) split the sorted image list without
+coordination.
 
 Sub-images (``sam4ir.datasets.subimages``) are segmented through their source: a :class:`SourceImage` is rebuilt
 from its sub-images, segmented once, and each sub-image's label map is its window of the source's map (a segment
@@ -12,7 +14,6 @@ cut by a window keeps its id, so a crop's ids are unique but need not be contigu
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +24,9 @@ import numpy as np
 from sam4ir.datasets.subimages import Window, assemble, group_by_source
 from sam4ir.errors import Sam4irError
 from sam4ir.io import read_image, read_label_map, write_image
-from sam4ir.sam.controls import PathLabeler, Segmenter
 from sam4ir.progress import progress_bar
+from sam4ir.sam.controls import PathLabeler, Segmenter
+from sam4ir.sam.ledger import MapLedger
 
 
 @dataclass(frozen=True)
@@ -68,9 +70,10 @@ def source_images(image_paths: Iterable[Path], windows_of: Mapping[str, tuple[st
 def extract_masks(images: Iterable[str | os.PathLike | SourceImage], out_dir: str | os.PathLike,
                   segmenter: Segmenter | PathLabeler, *,
                   batch_size: int = 1, shard: tuple[int, int] = (0, 1), progress: bool = True,
-                  desc: str = "masks") -> dict:
-    """Write the label maps of every source image of this shard that lacks one (image paths are their own
-    source); return counts (``segmented``: images the segmenter ran on) and seconds."""
+                  desc: str = "masks", fold: bool | None = None) -> dict:
+    """Write the label maps of every source image of this shard that lacks a verified one (image paths are their
+    own source); return counts (``segmented``: images the segmenter ran on) and seconds. ``fold``: write the
+    folder's ``maps.json`` at the end (default: when this process covers every image, ``shard`` n = 1)."""
     out_dir = Path(out_dir)
     index, count = shard
     if not 0 <= index < count:
@@ -78,7 +81,9 @@ def extract_masks(images: Iterable[str | os.PathLike | SourceImage], out_dir: st
     if batch_size < 1:
         raise Sam4irError(f"batch size {batch_size}: expected >= 1")
     mine = select_shard([s if isinstance(s, SourceImage) else SourceImage.whole(s) for s in images], shard)
-    todo = [s for s in mine if not all(_intact(label_map_path(out_dir, path)) for path, _ in s.crops)]
+    ledger = MapLedger(out_dir, f"{index}-of-{count}")
+    todo = [s for s in mine if not all([ledger.verified(label_map_path(out_dir, path), path) for path, _ in s.crops])]
+    ledger.report()
     maps_of = lambda sources: sum(len(s.crops) for s in sources)  # noqa: E731
     start = time.perf_counter()
     with progress_bar(total=len(mine), initial=len(mine) - len(todo), unit="img", desc=desc, disable=not progress) as bar:
@@ -92,21 +97,12 @@ def extract_masks(images: Iterable[str | os.PathLike | SourceImage], out_dir: st
                     raise RuntimeError(f"{source.path}: segmenter returned {labels.dtype} {labels.shape}")
                 for path, crop in source.cut(labels):  # all of them: a source's maps always come from one map
                     write_image(label_map_path(out_dir, path), crop)
+                    ledger.record(label_map_path(out_dir, path), path)
             bar.update(len(batch))
+    if count == 1 if fold is None else fold:
+        ledger.fold()
     return {"images": maps_of(mine), "sources": len(mine), "segmented": len(todo), "written": maps_of(todo),
             "skipped": maps_of(mine) - maps_of(todo), "seconds": round(time.perf_counter() - start, 3)}
-
-
-def _intact(path: Path) -> bool:
-    """A kept label map must decode; a 0-byte or truncated one (a full disk, a crashed copy) is redone."""
-    if not path.is_file():
-        return False
-    try:
-        read_label_map(path)
-    except Sam4irError as err:
-        print(f"sam4ir: note: {err}; recomputing it", file=sys.stderr)
-        return False
-    return True
 
 
 Item = TypeVar("Item", Path, SourceImage)

@@ -37,6 +37,10 @@ class TaskPaths:
         # Outside every DVC out on purpose: DVC deletes outs before re-running a stage, a resume state must survive.
         return self.root / ".resume" / f"{self.task}-{method}.pt"
 
+    def resume_curves(self, method: str) -> Path:
+        # Beside the resume state, for the same reason: the curves logged before a kill (sam4ir.stages.live).
+        return self.root / ".resume" / f"{self.task}-{method}.live"
+
     @property
     def eval(self) -> Path:
         return self.root / "eval" / self.task

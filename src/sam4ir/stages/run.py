@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -48,14 +49,15 @@ def train_run(params: Params, paths: TaskPaths, method: str, objective: nn.Modul
     run_id = fingerprint(paths.task, method, params.snapshot(), data_id,
                          files_sha256(init_files) if init_files else None, code_id)
     state_path = paths.resume_state(method)
-    live = open_live(paths.live(method), saved_iter(state_path, run_id)) if info.main else None
+    curves = paths.resume_curves(method)
+    live = open_live(paths.live(method), saved_iter(state_path, run_id), curves) if info.main else None
     monitor = objective.nets["ir1"] if monitor is None and "ir1" in objective.nets else monitor
     validate = None
     if monitor is not None:
         validate = held_out_psnr(monitor, PairedDataset(paths.prepared, "val", crop=None, augment=False), n=4,
                                  crop=crop, device=device)
     fit(objective, train_set, cfg, state_path=state_path, run_id=run_id, desc=f"{paths.task}/{method}",
-        log=live_logger(live) if live else None, info=info, device=device, validate=validate)
+        log=live_logger(live, curves) if live else None, info=info, device=device, validate=validate)
     if not info.main:
         return
     name, kwargs = params.model.name, params.model.kwargs
@@ -68,3 +70,4 @@ def train_run(params: Params, paths: TaskPaths, method: str, objective: nn.Modul
                           {**kwargs, "extra_in_channels": prior_channels(params.spf.prior)})
     live.end()
     state_path.unlink(missing_ok=True)
+    shutil.rmtree(curves, ignore_errors=True)

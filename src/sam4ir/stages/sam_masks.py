@@ -40,11 +40,12 @@ import sam4ir.sam as sam_package
 from sam4ir.datasets.subimages import MANIFEST, read_windows
 from sam4ir.errors import Sam4irError
 from sam4ir.fingerprint import write_fingerprint
-from sam4ir.io import files_sha256, write_json
+from sam4ir.io import TEMP_SUFFIX, files_sha256, write_json
 from sam4ir.sam import (SOURCE_DIRS, ClassicalSegmenter, SamSegmenter, ensure_checkpoint, extract_masks,
                         generator_kwargs, label_map_path, load_sam, resolve_device, segment_counts)
 from sam4ir.sam.controls import NoRegions, OracleRegions, PathLabeler, ShuffledRegions, regions_path
 from sam4ir.sam.extract import Segmenter, SourceImage, source_images
+from sam4ir.sam.ledger import MapLedger
 from sam4ir.schema import Params
 from sam4ir.stages import run_stage
 from sam4ir.stages.args import load_task_params
@@ -92,6 +93,9 @@ def main(argv: list[str] | None = None) -> None:
         mine = {split: extract_masks(sources[split], paths.masks / split, labeler(split), batch_size=params.sam.batch_size,
                                      shard=shard, desc=f"{args.task}/{split}") for split in SPLITS}
         runs = barrier(mine)  # rank 0 waits for every rank and gets what each one did
+    if rank == 0 and world > 1 and count == 1:  # every image of this machine's shard done: one record file
+        for split in SPLITS:
+            MapLedger(paths.masks / split).fold()
     if rank == 0:
         write_summary(args.task, paths, settings, images, sources, runs, args.shard if world == 1 else
                       f"{args.shard} x torchrun {world}")
@@ -206,10 +210,11 @@ def build_segmenter(params: Params, settings: dict) -> tuple[Segmenter, dict]:
 
 
 def _drop_stale(root: Path, settings: dict) -> None:
-    """Delete label maps made under other settings (or unknown ones), so that resuming never mixes the two."""
-    recorded = root / "settings.json"
-    current = json.loads(json.dumps(settings))
-    if recorded.is_file() and json.loads(recorded.read_text()) == current:
+    """Delete label maps made under other settings (or unknown ones), so that resuming never mixes the two; and
+    any writer's leftover temp file, which DVC would otherwise hash into the persisted out."""
+    for leftover in root.rglob(f"*{TEMP_SUFFIX}"):
+        leftover.unlink()
+    if _recorded_settings(root / "settings.json") == json.loads(json.dumps(settings)):
         return
     stale = [p for split in SPLITS for p in (root / split).glob("*.png")]
     if stale:
@@ -217,6 +222,18 @@ def _drop_stale(root: Path, settings: dict) -> None:
               file=sys.stderr)
     for path in stale:
         path.unlink()
+
+
+def _recorded_settings(path: Path) -> dict | None:
+    """What ``settings.json`` says, or None when it is missing or unreadable (one note: it is rebuilt)."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        print(f"sam4ir: note: {path}: unreadable ({type(err).__name__}: {str(err)[:60]}); rebuilding it and the "
+              "label maps", file=sys.stderr)
+        return None
 
 
 def _images(folder: Path) -> list[Path]:
