@@ -6,7 +6,9 @@ import errno
 import fnmatch
 import os
 import stat
+import struct
 import warnings
+import zlib
 
 import cv2
 import numpy as np
@@ -332,3 +334,43 @@ def test_alpha_is_dropped_with_one_warning(tmp_path, monkeypatch):
         read_image(tmp_path / "b.png")
         write_image(tmp_path / "c.png", PHOTO)
         read_image(tmp_path / "c.png")  # an RGB PNG is not reported
+
+
+def _forged_png(width: int, height: int) -> bytes:
+    """A small PNG whose IHDR claims ``width`` x ``height`` (CRC fixed up): what a decompression bomb looks like
+    from its header."""
+    data = bytearray(cv2.imencode(".png", np.zeros((4, 4, 3), np.uint8))[1].tobytes())
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def test_a_decompression_bomb_is_refused_from_its_header(tmp_path, monkeypatch):
+    """A 20000 x 20000 header is refused before OpenCV allocates 1.2 GB, naming the file and its size; a JPEG or
+    BMP beyond the limit too (read through Pillow's header parser)."""
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_forged_png(20000, 20000))
+    decoded = []
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: decoded.append(a) or None)
+    for reader in (read_image, read_label_map):
+        with pytest.raises(Sam4irError, match=r"bomb\.png: 20000x20000 pixels \(400 MP\) is above the 180 MP"):
+            reader(bomb)
+    assert decoded == []  # never handed to the decoder
+    monkeypatch.setattr("sam4ir.io.MAX_PIXELS", 10)
+    for suffix in (".jpg", ".bmp"):
+        path = tmp_path / f"small{suffix}"
+        cv2.imwrite(str(path), np.zeros((4, 4, 3), np.uint8))
+        with pytest.raises(Sam4irError, match=rf"small\{suffix}: 4x4 pixels .* above"):
+            read_image(path)
+
+
+def test_folder_data_with_a_bomb_fails_in_its_scan(tmp_path):
+    from sam4ir.data import scan_pairs
+
+    for kind in ("input", "target"):
+        (tmp_path / "train" / kind).mkdir(parents=True)
+        write_image(tmp_path / "train" / kind / "a.png", np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "train" / "input" / "b.png").write_bytes(_forged_png(20000, 20000))
+    write_image(tmp_path / "train" / "target" / "b.png", np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(Sam4irError, match=r"input/b\.png: 20000x20000 pixels"):
+        scan_pairs(tmp_path, "train")

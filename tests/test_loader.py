@@ -32,7 +32,7 @@ def test_header_size_reads_png_and_other_formats_without_decoding(tmp_path):
         cv2.imwrite(str(tmp_path / f"x{suffix}"), img)
         assert header_size(tmp_path / f"x{suffix}") == (13, 21)
     (tmp_path / "bad.png").write_bytes(b"not an image at all")
-    with pytest.raises(Sam4irError, match=r"bad\.png: cannot read the image's header") as err:
+    with pytest.raises(Sam4irError, match=r"bad\.png: cannot decode image \(unreadable header") as err:
         header_size(tmp_path / "bad.png")
     assert "\n" not in str(err.value)
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import json
 import os
+import struct
 import tempfile
 import warnings
 import zipfile
@@ -25,12 +27,16 @@ from typing import Any, Callable, Iterable, Iterator
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from sam4ir.errors import Sam4irError
 
 TEMP_SUFFIX = ".partial"  # not an image, JSON or checkpoint suffix: globbing readers never see temp files
 
 JPEG_SOI, JPEG_EOI = b"\xff\xd8\xff", b"\xff\xd9"
+# Decodes above this many pixels are refused from the header (the largest benchmark images, SIDD's 5256x3000, are
+# 16 MP; Pillow refuses above 179 MP by default): a 1 MB PNG claiming 20000x20000 would otherwise take 5 GB.
+MAX_PIXELS = 180_000_000
 PNG_SIGNATURE, PNG_IEND = b"\x89PNG\r\n\x1a\n", b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
 _reported: set[str] = set()  # one-time notes already given in this process
@@ -209,7 +215,34 @@ def _truncation(data: bytes) -> str | None:
     return None
 
 
+def header_size(path: str | os.PathLike, data: bytes | None = None) -> tuple[int, int]:
+    """``(height, width)`` from the image's header, without decoding (PNG's IHDR directly, other formats through
+    Pillow's lazy open), refused in one line above :data:`MAX_PIXELS`."""
+    try:
+        with (io.BytesIO(data) if data is not None else open(path, "rb")) as f:
+            head = f.read(24)
+            if head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR":
+                width, height = struct.unpack(">II", head[16:24])
+            else:
+                f.seek(0)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                    with Image.open(f) as img:
+                        width, height = img.size
+    except Image.DecompressionBombError as err:  # Pillow's own guard, above twice its warning size
+        raise Sam4irError(f"{path}: refused before decoding: {_one_line(err)}") from None
+    except (OSError, struct.error, Image.UnidentifiedImageError) as err:
+        raise Sam4irError(f"{path}: cannot decode image (unreadable header: {_one_line(err)})") from None
+    if width * height > MAX_PIXELS:
+        raise Sam4irError(f"{path}: {width}x{height} pixels ({width * height / 1e6:.0f} MP) is above the "
+                          f"{MAX_PIXELS / 1e6:.0f} MP decode limit (sam4ir.io.MAX_PIXELS): refused before decoding "
+                          "(a decompression bomb, or a file far larger than any benchmark image)")
+    return height, width
+
+
 def _decode(data: bytes, path: str | os.PathLike, flags: int, what: str) -> np.ndarray:
+    if data.startswith((PNG_SIGNATURE, JPEG_SOI, b"BM", b"II*\0", b"MM\0*")):
+        header_size(path, data)  # formats OpenCV would decode in full first
     try:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error:

@@ -9,7 +9,6 @@ The training monitor's ``val`` split is held out from *training* data, never tak
 from __future__ import annotations
 
 import json
-import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +17,11 @@ from typing import Literal, Optional, Union
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from sam4ir.data.transforms import random_transform
 from sam4ir.errors import Sam4irError
-from sam4ir.io import read_image, read_label_map
+from sam4ir.io import header_size, read_image, read_label_map
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 VAL_PAIRS = "val_pairs.json"  # names of the training pairs held out for the training monitor
@@ -34,7 +32,6 @@ SEPARATOR = "__"
 # item by item instead, while the demo and small sets still skip decoding after the first epoch.
 CACHE_LIMIT_BYTES = 2 << 30
 Cache = Union[bool, Literal["auto"]]
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -63,24 +60,11 @@ def _images(folder: Path) -> dict[str, Path]:
 
 
 def _size(path: Path) -> tuple[int, int]:
+    header_size(path)  # refuses a decompression bomb before OpenCV allocates it
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise Sam4irError(f"{path}: cannot decode image (corrupt or unsupported format)")
     return img.shape[:2]
-
-
-def header_size(path: Path) -> tuple[int, int]:
-    """``(height, width)`` from the file's header, without decoding: PNG's IHDR directly, other formats via PIL."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(24)
-            if head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR":
-                width, height = struct.unpack(">II", head[16:24])
-                return height, width
-            with Image.open(f) as img:
-                return img.height, img.width
-    except (OSError, struct.error, Image.UnidentifiedImageError) as err:
-        raise Sam4irError(f"{path}: cannot read the image's header ({err})") from None
 
 
 def decoded_bytes(pairs: list[Pair], with_masks: bool) -> int:
