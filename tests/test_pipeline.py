@@ -218,7 +218,9 @@ def test_sam_size_table_from_two_small_sams(project, tmp_path):
 
 # What a stage may read without declaring it (it cannot change the outputs), and what it declares but reads only on
 # a branch that no run of this module takes. Everything else must match exactly.
-UNDECLARED = {"sam_masks": {"sam.batch_size": "how many images per SAM batch",
+UNDECLARED = {"prepare_data": {"train.crop": "checked against folder/download data, not used",
+                               "eval.crop_border": "checked against folder/download data, not used"},
+              "sam_masks": {"sam.batch_size": "how many images per SAM batch",
                             "sam.device": "where SAM runs", "sam.download": "whether a missing checkpoint is fetched"},
               "evaluate": {"sam.download": "whether a missing checkpoint is fetched"}}
 STUDENT_BRANCHES = {"train.iters": "distill.init: scratch", "train.lr": "distill.init: scratch"}

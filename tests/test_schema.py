@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -127,14 +126,70 @@ def test_load_params_checks_the_whole_file(tmp_path):
         config.load_params(path)
 
 
-def test_a_stage_fails_in_seconds_before_reading_data(tmp_path):
+def test_a_stage_fails_before_reading_data(tmp_path):
     """prepare_data, the DAG's first stage, refuses a bad key of a section it does not even use (spf), with one
-    line and exit 1, and creates nothing."""
+    line and exit 1, and creates nothing: it never got to the data (how long that takes is a benchmark's
+    business, not a test's: a timed assert fails on a loaded machine)."""
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(with_value("spf.prior", "foo")))
-    start = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "sam4ir.stages.prepare_data", "--task", "derain"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
-    assert time.monotonic() - start < 10
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
     assert done.stderr.strip().count("\n") == 0 and "param 'spf.prior' = 'foo'" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+@pytest.mark.parametrize("key, value, fits, message", [
+    ("train.crop", 128, 96, "train.crop = 128 is larger than the training images (data.scenes.size = 96)"),
+    ("eval.crop_border", 43, 42,
+     "eval.crop_border = 43 leaves test images (data.scenes.size = 96) smaller than SSIM's 11x11 window"),
+])
+def test_what_the_offline_images_cannot_take_fails_with_the_params(key, value, fits, message):
+    """Known from the params alone: refused by every stage's first step, not after data, masks and training."""
+    assert PARAMS["data"]["source"] == "scenes" and PARAMS["data"]["scenes"]["size"] == 96
+    with pytest.raises(Sam4irError) as err:
+        parse_params(with_value(key, value), "params.yaml")
+    assert str(err.value) == f"params.yaml: {message}"
+    parse_params(with_value(key, fits), "params.yaml")  # the largest that fits
+
+
+def test_a_device_this_machine_lacks_is_one_line_naming_the_key(tmp_path, monkeypatch):
+    import argparse
+
+    import torch
+
+    from sam4ir.stages.args import load_task_params
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for key, extra in (("train.device", {}), ("sam.device", {"sam.backend": "sam"})):
+        tree = with_value(key, "cuda")
+        for other, value in extra.items():
+            section, name = other.split(".")
+            tree[section][name] = value
+        path = tmp_path / "params.yaml"
+        path.write_text(yaml.safe_dump(tree))
+        with pytest.raises(Sam4irError) as err:
+            load_task_params(argparse.Namespace(params=str(path), task="derain"))
+        assert str(err.value).startswith(f"{path}: param '{key}': 'cuda', but CUDA is not available")
+    path.write_text(yaml.safe_dump(with_value("sam.device", "cuda")))  # not the sam backend: SAM never runs
+    load_task_params(argparse.Namespace(params=str(path), task="derain"))
+
+
+def test_prepared_folder_data_too_small_for_the_params_fails_at_prepare(tmp_path):
+    import numpy as np
+
+    from sam4ir.io import write_image
+    from sam4ir.stages.prepare_data import check_prepared_sizes
+
+    for split, side in (("train", 64), ("test", 12)):
+        for kind in ("input", "target"):
+            write_image(tmp_path / split / kind / "a.png", np.zeros((side, side + 5, 3), np.uint8))
+    params = parse_params(with_value("data.source", "folder"), "params.yaml")
+    with pytest.raises(Sam4irError, match=r"^params.yaml: eval.crop_border = 1 leaves test images \(smallest side "
+                                          r"64 px in .*/train, 12 px in test\) smaller"):
+        check_prepared_sizes(parse_params({**with_value("data.source", "folder"),
+                                           "eval": {**PARAMS["eval"], "crop_border": 1}}, "params.yaml"), tmp_path)
+    check_prepared_sizes(params, tmp_path)  # crop 48 fits 64, border 0 leaves 12 >= 11
+    with pytest.raises(Sam4irError, match=r"train.crop = 48 is larger than the training images \(smallest side 40"):
+        write_image(tmp_path / "train" / "input" / "b.png", np.zeros((40, 40, 3), np.uint8))
+        write_image(tmp_path / "train" / "target" / "b.png", np.zeros((40, 40, 3), np.uint8))
+        check_prepared_sizes(params, tmp_path)

@@ -364,6 +364,16 @@ class Params(Section):
     report: Report
     _where: str = PrivateAttr(default="params.yaml")
 
+    @model_validator(mode="after")
+    def _offline_images_fit(self) -> "Params":
+        """The offline sources' image side is a param: a training crop or an evaluation border that cannot fit
+        it would otherwise fail only after data, masks and training (folder and downloaded data are checked when
+        prepared: sam4ir.stages.prepare_data)."""
+        if self.data.source in ("scenes", "demo"):
+            size = getattr(self.data, self.data.source).size
+            check_image_sizes(self, train_side=size, test_side=size, what=f"data.{self.data.source}.size = {size}")
+        return self
+
     @property
     def where(self) -> str:
         """The file these params were read from: error messages name it."""
@@ -377,6 +387,19 @@ class Params(Section):
     def error(self, key: str, problem: str) -> Sam4irError:
         """The one-line error for a bad value of ``key`` that only a stage can judge."""
         return Sam4irError(f"{self.where}: param '{key}': {problem}")
+
+
+SSIM_WINDOW = 11  # BasicSR's SSIM: an 11 x 11 Gaussian window must fit the cropped image
+
+
+def check_image_sizes(params: Params, *, train_side: int, test_side: int, what: str) -> None:
+    """ValueError naming the key (``train.crop``, ``eval.crop_border``) whose value the images cannot take; the
+    images' smallest training and test sides are ``what``."""
+    if params.train.crop > train_side:
+        raise ValueError(f"train.crop = {params.train.crop} is larger than the training images ({what})")
+    if test_side - 2 * params.eval.crop_border < SSIM_WINDOW:
+        raise ValueError(f"eval.crop_border = {params.eval.crop_border} leaves test images ({what}) smaller than "
+                         f"SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window")
 
 
 def parse_params(tree: dict, where: str) -> Params:
@@ -395,6 +418,8 @@ def _first_error(err: ValidationError, where: str) -> str:
     key = ".".join(str(part) for part in first["loc"] if not re.fullmatch(r"function-(after|plain)\[.*\]", str(part)))
     message = first["msg"].removeprefix("Value error, ")
     more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    if not key:  # a check across sections (Params' own validator): its message names the keys
+        return f"{where}: {message}{more}"
     if first["type"] == "missing":
         return f"{where}: missing param '{key}'{more}"
     if first["type"] == "extra_forbidden":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+import torch
+
 from sam4ir.config import load_params
 from sam4ir.errors import Sam4irError
 from sam4ir.schema import Params
@@ -19,8 +21,28 @@ def stage_args(description: str, *, methods: tuple[str, ...] = ()) -> argparse.N
 
 
 def load_task_params(args: argparse.Namespace) -> Params:
-    """The params, refused in one line if ``--task`` is not one of their ``tasks``."""
+    """The params, refused in one line if ``--task`` is not one of their ``tasks`` or a device they ask for is not
+    on this machine (checked by every stage, so by the first one DVC runs, not after data and masks)."""
     params = load_params(args.params)
     if args.task not in params.tasks:
         raise Sam4irError(f"{args.params}: task '{args.task}' is not in tasks {params.tasks}")
+    check_devices(params)
     return params
+
+
+def check_devices(params: Params) -> None:
+    """One line naming ``train.device`` or ``sam.device`` when it asks for CUDA or MPS this machine lacks. Read
+    from the snapshot: a check of the machine, not an input of the stage's outputs (no dvc.yaml entry)."""
+    values = params.snapshot()
+    wanted = {"train.device": values["train"]["device"]}
+    if values["sam"]["backend"] == "sam":
+        wanted["sam.device"] = values["sam"]["device"]
+    for key, device in wanted.items():
+        kind, _, index = device.partition(":")
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise params.error(key, f"{device!r}, but CUDA is not available here (torch.cuda.is_available() is "
+                                    "False; use auto or cpu)")
+        if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+            raise params.error(key, f"{device!r}, but this machine has {torch.cuda.device_count()} CUDA device(s)")
+        if kind == "mps" and not torch.backends.mps.is_available():
+            raise params.error(key, f"{device!r}, but MPS is not available here (use auto or cpu)")

@@ -29,9 +29,10 @@ from sam4ir.data.paired import VAL_PAIRS
 from sam4ir.datasets import clear, prepare_download
 from sam4ir.datasets.subimages import Manifest, SubimageSpec, group_by_source, read_windows, write_subimages
 from sam4ir.fingerprint import write_fingerprint
-from sam4ir.io import read_image, write_image, write_json
+from sam4ir.errors import Sam4irError
+from sam4ir.io import header_size, read_image, write_image, write_json
 from sam4ir.progress import progress_bar
-from sam4ir.schema import Data
+from sam4ir.schema import Data, Params, check_image_sizes
 from sam4ir.stages import run_stage
 from sam4ir.stages.args import load_task_params, stage_args
 from sam4ir.stages.paths import TaskPaths
@@ -94,10 +95,24 @@ def main() -> None:
         if getattr(data.download, args.task) is None:
             raise params.error(f"data.download.{args.task}", "missing: no training and test sets are named")
         summary = prepare_download(args.task, out=out, subimages=subimage_specs(data), **download_args(data, args.task))
+    if data.source in ("folder", "download"):
+        check_prepared_sizes(params, out)
     if data.source != "scenes":
         summary["val"] = hold_out(out, data.val_pairs, data.seed)
     write_json(out / "summary.json", {"source": data.source, **summary})
     write_fingerprint(out)  # what the later stages depend on (see sam4ir.fingerprint)
+
+
+def check_prepared_sizes(params: Params, out: Path) -> None:
+    """One line when ``train.crop`` or ``eval.crop_border`` cannot fit the prepared images (read from their
+    headers), here rather than after masks and training; the offline sources are checked with the params."""
+    smallest = {split: min((min(header_size(p.input)) for p in scan_pairs(out, split, check_images=False)),
+                           default=0) for split in ("train", "test")}
+    try:
+        check_image_sizes(params, train_side=smallest["train"], test_side=smallest["test"],
+                          what=f"smallest side {smallest['train']} px in {out}/train, {smallest['test']} px in test")
+    except ValueError as err:
+        raise Sam4irError(f"{params.where}: {err}") from None
 
 
 def hold_out(out: Path, n: int, seed: int) -> int:
