@@ -196,6 +196,32 @@ def test_checkpoint_write_failure_leaves_nothing(tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("room", [0, 100, 20_000])
+def test_torch_save_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, room):
+    """torch's zip writer reports a failed write as a RuntimeError ("enforce fail at inline_container.cc ...
+    unexpected pos"), the ENOSPC only as its context; the disk fills at the first write, in a record, mid-tensor."""
+    full_disk(monkeypatch, room)
+    with pytest.raises(Sam4irError) as e:
+        save_torch(tmp_path / "model.pt", {"x": torch.zeros(10_000), "y": list(range(100))})
+    assert one_line(e) == f"{tmp_path / 'model.pt'}: cannot write (No space left on device)"
+    assert not list(tmp_path.iterdir())
+
+
+def test_torch_writer_errors_without_an_os_error_name_the_file_and_others_pass(tmp_path, monkeypatch):
+    def save(obj, f) -> None:
+        f.write(b"PK\x03\x04 half an archive")
+        raise RuntimeError(obj)
+
+    monkeypatch.setattr(torch, "save", save)
+    with pytest.raises(Sam4irError) as e:
+        save_torch(tmp_path / "model.pt", "[enforce fail at inline_container.cc:672] . unexpected pos 30 vs 0")
+    assert one_line(e) == (f"{tmp_path / 'model.pt'}: cannot write (torch.save failed: [enforce fail at "
+                           "inline_container.cc:672] . unexpected pos 30 vs 0)")
+    with pytest.raises(RuntimeError, match="^not a write failure$"):
+        save_torch(tmp_path / "model.pt", "not a write failure")
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_path_writers_failure_leaves_nothing(tmp_path):
     with pytest.raises(Sam4irError) as e, atomic_path(tmp_path / "t.csv") as tmp:
         tmp.write_text("half")

@@ -142,3 +142,24 @@ def test_mechanism_pairs_by_seed_and_says_whether_a_gain_is_distinguishable_from
 def test_verdict_below_zero_and_small_spread():
     assert verdict(pd.Series([-0.3, -0.2, -0.25])) == "below zero"
     assert verdict(pd.Series([0.3, 0.01, 0.6])) == "not distinguishable from zero"  # same sign, mean < 2 std
+
+
+def test_an_interrupted_report_leaves_no_results_md_beside_newer_files(tmp_path):
+    """results.md is the reader's entry point: removed first, written last, so it never describes other numbers
+    than the CSVs beside it."""
+    from sam4ir.stages.report import publish, write_text
+
+    entry, csv = tmp_path / "results.md", tmp_path / "results.csv"
+    write_text(entry, "old report\n")
+    write_text(csv, "old\n")
+
+    def killed() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        publish([lambda: write_text(csv, "new\n"), killed], entry, "new report\n")
+    assert csv.read_text() == "new\n" and not entry.exists()
+    order = []
+    publish([lambda: order.append(entry.exists()), lambda: write_text(csv, "newer\n")], entry, "new report\n")
+    assert order == [False] and entry.read_text() == "new report\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv", "results.md"]

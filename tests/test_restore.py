@@ -209,6 +209,19 @@ def test_official_checkpoint_with_model_and_model_args(setup, tmp_path):
                                   restore_image(tiny_nafnet(seed=1), img, torch.device("cpu")))
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_checkpoint_is_named_as_such_not_as_an_official_one(setup, damage):
+    """A cut download or a stray file is not an official release: no --model hint, the file named."""
+    data = setup["ckpt"].read_bytes()
+    setup["ckpt"].write_bytes(data[:len(data) // 2] if damage == "truncated" else b"<html>not found</html>")
+    with pytest.raises(Sam4irError) as err:
+        run(setup)
+    message = str(err.value)
+    assert "\n" not in message and "--model" not in message
+    assert message.startswith(f"{setup['ckpt']}: not a readable torch checkpoint: truncated, or not a checkpoint")
+    assert not setup["out"].exists()
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--model", "nafnet", "--model-args", "{width: 8}"], "--model-args: not valid JSON"),
     (["--model", "nafnet", "--model-args", '{"width": 16}'], "shape mismatch"),

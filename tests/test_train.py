@@ -223,3 +223,49 @@ def test_training_log_is_a_few_lines_when_not_in_a_terminal(capsys):
     fit(objective(), NoisyCrops(), TrainConfig(iters=40, batch_size=2, lr=1e-3), desc="quiet")
     redraws = capsys.readouterr().err.replace("\r", "\n").count("quiet:")
     assert 1 <= redraws <= 3, redraws
+
+
+class Diverging(torch.nn.Module):
+    """A one-weight objective whose loss is NaN from step ``nan_at`` on; ``bad_grad``: its loss stays finite
+    (0) but the gradient is NaN (sqrt at 0), which only the clipped gradient norm shows."""
+
+    def __init__(self, nan_at: int, bad_grad: bool = False) -> None:
+        super().__init__()
+        self.nets = torch.nn.ModuleDict({"ir1": torch.nn.Linear(1, 1)})
+        self.nan_at, self.bad_grad, self.calls = nan_at, bad_grad, 0
+
+    def forward(self, batch: dict) -> dict:
+        self.calls += 1
+        w = self.nets["ir1"].weight.sum()
+        if self.calls >= self.nan_at:
+            loss = torch.sqrt(w * 0.0) if self.bad_grad else w * float("nan")
+        else:
+            loss = (w - 1.0) ** 2 + batch["input"].mean() * 0
+        return {"loss": loss}
+
+
+@pytest.mark.parametrize("bad_grad", [False, True], ids=["nan_loss", "nan_grad_norm"])
+def test_a_diverged_run_stops_at_the_first_non_finite_step_and_saves_nothing_after_it(tmp_path, bad_grad):
+    cfg = TrainConfig(iters=12, batch_size=2, lr=1e-3, ckpt_every=2, log_every=1, val_every=100,
+                      grad_clip=1.0 if bad_grad else 0.0)
+    state, logged = tmp_path / "state.pt", []
+    with pytest.raises(Sam4irError) as e:
+        fit(Diverging(nan_at=5, bad_grad=bad_grad), NoisyCrops(), cfg, state_path=state, run_id="a",
+            desc="derain/baseline", log=lambda s, r: logged.append(s))
+    message = str(e.value)
+    assert "\n" not in message and message.startswith("derain/baseline: training diverged at iteration 5 (")
+    assert ("gradient norm is nan" if bad_grad else "loss is nan") in message and "train.lr" in message
+    assert logged == [1, 2, 3, 4]  # the NaN step is neither logged nor checkpointed
+    saved = torch.load(state, weights_only=True)
+    assert saved["iter"] == 4 and all(torch.isfinite(v).all() for v in saved["nets"].values())
+
+
+def test_evaluate_refuses_a_network_whose_output_is_not_finite(tmp_path):
+    from sam4ir.stages.evaluate import check_finite
+    y = torch.rand(1, 3, 4, 4)
+    assert check_finite(y, tmp_path / "model.pt", "rain_001") is y
+    y[0, 1, 2, 3] = float("nan")
+    with pytest.raises(Sam4irError) as e:
+        check_finite(y, tmp_path / "model.pt", "rain_001")
+    assert str(e.value).startswith(f"{tmp_path / 'model.pt'}: the network's output on test image rain_001 is not "
+                                   "finite") and "\n" not in str(e.value)

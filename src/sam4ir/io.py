@@ -155,14 +155,55 @@ def write_bytes(path: str | os.PathLike, data: bytes, check: Callable[[bytes], N
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
     """``torch.save`` atomically, byte-identical for identical contents: through a file object, so the archive's
     inner folder is always ``archive`` rather than the random temp name (DVC hashes the bytes). Streamed, not
-    buffered (SAM checkpoints are GBs); verified by size and by the zip CRCs of what was written."""
+    buffered (SAM checkpoints are GBs); verified by size and by the zip CRCs of what was written. A failed write
+    (full disk, I/O error), which torch reports as a RuntimeError, is one line naming ``path`` as for every writer."""
     dest = Path(path)
-    with _staged(dest) as (fd, tmp), os.fdopen(fd, "wb", closefd=False) as f:
-        torch.save(obj, f)
+    with _staged(dest) as (fd, tmp), io.BufferedWriter(_FdWriter(fd)) as f:
+        try:
+            torch.save(obj, f)
+        except RuntimeError as e:
+            if (os_error := _torch_os_error(e)) is None:
+                raise
+            raise os_error from e
         f.flush()
         if (found := os.fstat(fd).st_size) != f.tell():
             raise Sam4irError(f"{dest}: wrote {found} bytes but torch.save produced {f.tell()}")
         _check_zip(tmp, dest)
+
+
+class _FdWriter(io.RawIOBase):
+    """The temp file as torch.save's file object, written through :func:`_write_all` like every other output
+    (short writes resumed, failures raised); closing it leaves the descriptor to :func:`_staged`."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self.fd, self.written = fd, 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        n = memoryview(data).nbytes
+        _write_all(self.fd, data)
+        self.written += n
+        return n
+
+    def tell(self) -> int:
+        return self.written
+
+
+def _torch_os_error(e: RuntimeError) -> OSError | None:
+    """The OS error behind a failed ``torch.save``: its zip writer reports a failed write as "[enforce fail at
+    inline_container.cc] unexpected pos", the OSError (ENOSPC, EIO) only as the exception's context. Other
+    RuntimeErrors (not a write failure): None."""
+    cause: BaseException | None = e
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, OSError):
+        return OSError(cause.errno, cause.strerror or str(cause))
+    if "inline_container" in str(e):
+        return OSError(errno.EIO, f"torch.save failed: {_one_line(e)}")
+    return None
 
 
 def _check_zip(tmp: Path, dest: Path) -> None:

@@ -82,7 +82,7 @@ def load_network(checkpoint: Path, model: Optional[str], model_args: dict, devic
             raise Sam4irError(f"{checkpoint}: checkpoint file not found")
         try:
             net = models.load_model(checkpoint, device)
-        except Sam4irError as err:
+        except models.ForeignCheckpoint as err:  # a truncated or non-checkpoint file keeps its own message
             raise Sam4irError(f"{err} (an official checkpoint needs --model and --model-args)") from None
     else:
         net = models.build(model, **model_args)

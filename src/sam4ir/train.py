@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass, fields
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 LogFn = Callable[[int, dict], None]
 AMP_MODES = ("none", "bf16")
+_GRAD_NORM = "_grad_norm"  # checked for divergence with the loss terms, not logged
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,8 @@ def fit(objective: nn.Module, train_set: Dataset, cfg: TrainConfig, *, state_pat
     """Minimise ``objective(batch)['loss']`` for ``cfg.iters`` iterations, resuming from ``state_path``.
 
     ``objective.nets`` (an ``nn.ModuleDict``) holds the networks whose weights are checkpointed; the resume state
-    also keeps the optimiser and schedule, and is only reused if its ``run_id`` matches this run's.
+    also keeps the optimiser and schedule, and is only reused if its ``run_id`` matches this run's. A run whose
+    loss diverges stops with a one-line error naming ``desc`` (:func:`check_diverged`).
     """
     objective.to(device)
     params = [p for p in objective.parameters() if p.requires_grad]
@@ -175,13 +178,19 @@ def fit(objective: nn.Module, train_set: Dataset, cfg: TrainConfig, *, state_pat
             terms = model(_to(batch, device))
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
+        watched = dict(terms)
         if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            watched[_GRAD_NORM] = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         sched.step()
         step = it + 1
         bar.update(1)
-        record = _global_mean(terms, info)
+        record = _global_mean(watched, info)
+        try:
+            check_diverged(desc, step, record["loss"], record.pop(_GRAD_NORM, None))
+        except Sam4irError:
+            bar.close()  # the error then starts a line of its own
+            raise
         if not info.main:
             continue
         record["lr"] = sched.get_last_lr()[0]
@@ -195,6 +204,19 @@ def fit(objective: nn.Module, train_set: Dataset, cfg: TrainConfig, *, state_pat
         if state_path is not None and step % cfg.ckpt_every == 0 and step < cfg.iters:
             _save_state(state_path, run_id, step, objective, opt, sched)
     bar.close()
+
+
+def check_diverged(desc: str, step: int, loss: float, grad_norm: Optional[float] = None) -> None:
+    """Stop a run whose loss (or clipped gradient norm) is inf/NaN: every later step, checkpoint and evaluation
+    would be NaN. Checked on the values :func:`_global_mean` already copied to the host for the log, so it adds
+    no device sync; the step's update is already applied, but nothing is saved after it (the resume state of an
+    earlier, finite step may stay; ``model.pt`` is written only when :func:`fit` returns). Every process sees the
+    same global mean, so all of them stop together."""
+    bad = [f"{name} is {value}" for name, value in (("loss", loss), ("gradient norm", grad_norm))
+           if value is not None and not math.isfinite(value)]
+    if bad:
+        raise Sam4irError(f"{desc}: training diverged at iteration {step} ({', '.join(bad)}); no model saved "
+                          "(usually train.lr / distill.lr / spf.lr too high, or train.amp bf16)")
 
 
 def _global_mean(terms: dict[str, Tensor], info: DistInfo) -> dict[str, float]:

@@ -22,13 +22,17 @@ from sam4ir.models.hinet import HINet
 from sam4ir.models.nafnet import NAFNet
 from sam4ir.models.restormer import Restormer
 
-__all__ = ["MODELS", "RestorationNet", "RestorationOutput", "build", "count_params", "load_model", "load_weights",
-           "save_model"]
+__all__ = ["MODELS", "ForeignCheckpoint", "RestorationNet", "RestorationOutput", "build", "count_params", "load_model",
+           "load_weights", "save_model"]
 
 MODELS: dict[str, Callable[..., RestorationNet]] = {"nafnet": NAFNet, "hinet": HINet, "restormer": Restormer}
 
 _WRAPPER_KEYS = ("params_ema", "params", "state_dict")  # BasicSR saves EMA weights first when it has them
 _SHOWN = 3  # offending keys named in an error message
+
+
+class ForeignCheckpoint(Sam4irError):
+    """A readable checkpoint without sam4ir's metadata (an official release): the caller can say what to add."""
 
 
 def build(name: str, **kwargs) -> RestorationNet:
@@ -79,9 +83,11 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> R
     """Rebuild and load a network saved by :func:`save_model`, in eval mode on ``device``."""
     path = Path(path)
     meta = _read(path)
-    if not isinstance(meta, Mapping) or "model" not in meta or "model_args" not in meta:
-        raise Sam4irError(f"{path}: not a sam4ir checkpoint (no 'model'/'model_args'); build the network and use "
-                          "load_weights for official checkpoints")
+    if not isinstance(meta, Mapping):
+        raise Sam4irError(f"{path}: not a checkpoint (a torch file holding a {type(meta).__name__}, not a dict)")
+    if "model" not in meta or "model_args" not in meta:
+        raise ForeignCheckpoint(f"{path}: not a sam4ir checkpoint (no 'model'/'model_args'); build the network "
+                                "and use load_weights for official checkpoints")
     net = build(meta["model"], **meta["model_args"])
     load_weights(net, path)
     return net.to(device).eval()
@@ -94,7 +100,8 @@ def _read(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises pickle, zip and runtime errors alike for a bad file
-        raise Sam4irError(f"{path}: not a readable torch checkpoint ({type(err).__name__})") from err
+        raise Sam4irError(f"{path}: not a readable torch checkpoint: truncated, or not a checkpoint at all "
+                          f"({type(err).__name__})") from err
 
 
 def _unwrap(ckpt: object, path: Path) -> dict[str, Tensor]:

@@ -13,12 +13,14 @@ what the cascade gains without information.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import torch
 
 from sam4ir import models
 from sam4ir.data import scan_pairs
+from sam4ir.errors import Sam4irError
 from sam4ir.inference import to_tensor, to_uint8
 from sam4ir.io import atomic_path, read_image, read_label_map, write_image, write_json
 from sam4ir.method.spf import spf_input
@@ -37,6 +39,15 @@ IR2_ROW = "ir2"
 IR2_ROWS = {IR2_ROW: "spf", "ir2_no_prior": "spf_no_prior"}  # row -> the SPF run whose IR2 it is (fed the baseline)
 
 
+def check_finite(y: torch.Tensor, checkpoint: Path, image: str) -> torch.Tensor:
+    """``y`` if every value is finite: ``to_uint8`` would turn NaN into black pixels and score a broken network
+    (a diverged run, a damaged checkpoint) as a bad but valid one."""
+    if not torch.isfinite(y).all():
+        raise Sam4irError(f"{checkpoint}: the network's output on test image {image} is not finite (NaN/inf); "
+                          "retrain it (a diverged run?)")
+    return y
+
+
 def main() -> None:
     args = stage_args(__doc__)
     params = load_task_params(args)
@@ -47,8 +58,9 @@ def main() -> None:
     y_channel = params.eval.test_y_channel[args.task]
     prior = params.spf.prior
     device = resolve_device(params.train.device)
-    nets = {m: models.load_model(paths.run(m) / "model.pt", device) for m in EVALUATED}
-    nets.update({row: models.load_model(paths.run(run) / "ir2.pt", device) for row, run in IR2_ROWS.items()})
+    files = {m: paths.run(m) / "model.pt" for m in EVALUATED}
+    files.update({row: paths.run(run) / "ir2.pt" for row, run in IR2_ROWS.items()})
+    nets = {method: models.load_model(file, device) for method, file in files.items()}
 
     segment = None
     backend = params.sam.backend
@@ -67,7 +79,7 @@ def main() -> None:
             y1 = nets["baseline"](x)  # what the SPF teachers were trained to restore
             for method, net in nets.items():
                 y = net(spf_input(y1, labels[method], prior)) if method in IR2_ROWS else net(x)
-                outputs[method] = to_uint8(y)
+                outputs[method] = to_uint8(check_finite(y, files[method], pair.name))
         clean_labels = segment([target])[0] if segment else None
         for method, img in outputs.items():
             row = {"task": args.task, "method": method, "set": pair.test_set, "name": pair.name,

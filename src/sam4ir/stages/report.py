@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -72,6 +74,16 @@ def per_set_section(per_set: pd.DataFrame) -> list[str]:
             to_markdown(sets_side_by_side(per_set), {}), "", "Long form with deltas: `results_per_set.csv`.", ""]
 
 
+def publish(writes: list[Callable[[], None]], entry: Path, text: str) -> None:
+    """Write a report whose every number is already computed: ``entry`` (results.md, the reader's entry point) is
+    removed first and written last, atomically, so a run killed or failing midway never leaves a results.md that
+    describes other numbers than the CSVs and figures beside it (as ``dvc repro`` removes its outs first)."""
+    entry.unlink(missing_ok=True)
+    for write in writes:
+        write()
+    write_text(entry, text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
@@ -79,7 +91,7 @@ def main() -> None:
     params = load_params(args.params)
     tasks, model, prior = params.tasks, params.model.name, params.spf.prior
 
-    tables, per_set, backends = [], [], {}
+    tables, per_set, backends, writes = [], [], {}, []  # writes: deferred until everything is computed
     for task in tasks:
         paths = TaskPaths(task)
         metrics = json.loads((paths.eval / "metrics.json").read_text())
@@ -91,15 +103,12 @@ def main() -> None:
         rows = [{c: (paths.eval / "images" / c / f"{p.stem}.png") for c in GRID_COLUMNS}
                 for p in sorted((paths.eval / "images" / "baseline").glob("*.png"))]
         labels = {**METHOD_LABELS, IR2_ROW: f"IR2 + {backends[task]} priors", "target": "target"}
-        image_grid(rows, GRID_COLUMNS, labels, OUT / "figures" / f"grid_{task}.png", zoom=32)
-        restoration_panels(rows, GRID_COLUMNS, OUT / "figures" / "restored", task)
+        writes.append(partial(image_grid, rows, GRID_COLUMNS, labels, OUT / "figures" / f"grid_{task}.png", zoom=32))
+        writes.append(partial(restoration_panels, rows, GRID_COLUMNS, OUT / "figures" / "restored", task))
     # One compact metrics file for `dvc exp show` / `dvc metrics diff`: keys read <task>.<method>.psnr
-    write_json(OUT / "metrics.json", {task: json.loads((TaskPaths(task).eval / "metrics.json").read_text())
-                                      for task in tasks})
+    summary = {task: json.loads((TaskPaths(task).eval / "metrics.json").read_text()) for task in tasks}
     results = pd.concat(tables, ignore_index=True)
-    write_csv(OUT / "results.csv", results)
     per_set = pd.concat(per_set, ignore_index=True)
-    write_csv(OUT / "results_per_set.csv", per_set)
 
     first = TaskPaths(tasks[0])
     cost = cost_table(load_model(first.run("baseline") / "model.pt", "cpu"),
@@ -108,14 +117,21 @@ def main() -> None:
                       prior_channels=prior_channels(prior),
                       size=params.report.latency_size, runs=params.report.latency_runs,
                       sam_model_type=params.sam.model_type)
-    write_csv(OUT / "cost.csv", cost)
 
     val, terms = curves(tasks, params.train.iters)
-    line_facets(val, y="value", hue="method", col="task", path=OUT / "figures" / "training_curves.png",
+    writes += [
+        partial(line_facets, val, y="value", hue="method", col="task", path=OUT / "figures" / "training_curves.png",
                 title="validation PSNR (dB; validation split held out from the training data, never the test split) "
-                      "during training; distillation runs start from the baseline")
-    line_facets(terms, y="value", hue="term", col="task", row="term", path=OUT / "figures" / "loss_terms.png",
-                title="loss terms of IR1 + SPD + SGR during distillation, and of its SPF teacher (each on its own axis)")
+                      "during training; distillation runs start from the baseline"),
+        partial(line_facets, terms, y="value", hue="term", col="task", row="term",
+                path=OUT / "figures" / "loss_terms.png",
+                title="loss terms of IR1 + SPD + SGR during distillation, and of its SPF teacher (each on its own "
+                      "axis)"),
+        partial(write_csv, OUT / "results_per_set.csv", per_set),
+        partial(write_csv, OUT / "cost.csv", cost),
+        partial(write_csv, OUT / "results.csv", results),
+        partial(write_json, OUT / "metrics.json", summary),
+    ]
 
     size, runs = params.report.latency_size, params.report.latency_runs
     text = [
@@ -147,7 +163,7 @@ def main() -> None:
         "![loss terms](figures/loss_terms.png)", "",
         *[f"![{t}](figures/grid_{t}.png)\n" for t in tasks],
     ]
-    write_text(OUT / "results.md", "\n".join(text) + "\n")
+    publish(writes, OUT / "results.md", "\n".join(text) + "\n")
 
 
 if __name__ == "__main__":
