@@ -556,6 +556,7 @@ def _run_stage(tmp_path: Path, monkeypatch, download: dict) -> None:
     params = yaml.safe_load((REPO / "params.yaml").read_text())  # the whole file: stages check all of it
     params["tasks"] = ["derain"]
     params["data"].update(source="download", val_pairs=1)
+    params["train"]["crop"] = 8  # the archives' images are tiny; prepare_data checks the crop fits them
     params["data"]["download"].update(cache="data/downloads", manifest="data/datasets.lock.json", **download)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)

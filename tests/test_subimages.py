@@ -91,6 +91,7 @@ def prepare_folder(root: Path, monkeypatch, task: str = "denoise", subimages: di
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["tasks"] = [task]
     params["data"].update(source="folder", val_pairs=val_pairs, subimages={task: subimages})
+    params["train"]["crop"] = 8  # tiny test images; prepare_data checks the crop fits them
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(root)
     monkeypatch.setattr(sys, "argv", ["prepare_data", "--task", task])
