@@ -33,9 +33,10 @@ MEANINGS = {
 }
 
 
-def _constant_params(source: str) -> str:
-    """What every experiment shares, from the baseline commit's params.yaml."""
-    rev = source.split("--rev ", 1)[1].split()[0].rstrip(",") if "--rev " in source else "HEAD"
+def _constant_params(commits: list[str]) -> str:
+    """What every experiment shares, from the params.yaml of the commit the experiments were queued on (the
+    latest of them when they span several: named in the line above), not today's params."""
+    rev = commits[-1]
     text = subprocess.run(["git", "show", f"{rev}:params.yaml"], capture_output=True, text=True).stdout
     params = yaml.safe_load(text) or {}
     get = lambda section, key: (params.get(section) or {}).get(key, "?")  # noqa: E731
@@ -47,6 +48,11 @@ def _constant_params(source: str) -> str:
             f"`{get('distill', 'teacher_input')}` output, init `{get('distill', 'init')}`)")
 
 
+def _commit_time(rev: str) -> int:
+    return int(subprocess.run(["git", "show", "-s", "--format=%ct", rev], capture_output=True, text=True).stdout
+               or 0)
+
+
 def main() -> None:
     rows, source, args = experiments(__doc__.splitlines()[0], experiments_only=True, out="mechanism")
     out = args.out
@@ -55,10 +61,12 @@ def main() -> None:
     write_csv(OUT / f"{out}_runs.csv", runs)
     write_csv(OUT / f"{out}.csv", table)
     seeds = sorted(int(s) for s in runs.seed.dropna().unique())
+    commits = sorted(rows.commit.unique(), key=_commit_time)
     varying = [c for c in rows.columns if "." in c]  # experiment_rows adds one column per param that differs
     lines = [
         f"# Is the gain attributable to the priors? (`{out}`, from `dvc exp show`)", "",
-        f"Experiments: `{source}` (queued experiments only), seeds {seeds}; {_constant_params(source)}.",
+        f"Experiments: `{source}` (queued experiments only) of commit(s) {', '.join(commits)}, seeds {seeds}; "
+        f"params of {commits[-1]}: {_constant_params(commits)}.",
         f"Each configuration is one setting of the params that differ between these experiments (besides the seed): "
         f"{', '.join(f'`{k}`' for k in varying) or 'none'}.",
         *(["Prior sources (`sam.backend`): `none` carries no region information, `shuffled` another image's "
