@@ -379,7 +379,8 @@ def test_a_decompression_bomb_is_refused_from_its_header(tmp_path, monkeypatch):
     decoded = []
     monkeypatch.setattr(cv2, "imdecode", lambda *a: decoded.append(a) or None)
     for reader in (read_image, read_label_map):
-        with pytest.raises(Sam4irError, match=r"bomb\.png: 20000x20000 pixels \(400 MP\) is above the 180 MP"):
+        with pytest.raises(Sam4irError, match=r"bomb\.png: 20000x20000 pixels \(400 MP\) is above the 180 MP "
+                                               r"decode limit \(data.max_pixels\)"):
             reader(bomb)
     assert decoded == []  # never handed to the decoder
     monkeypatch.setattr("sam4ir.io.MAX_PIXELS", 10)

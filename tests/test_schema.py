@@ -174,6 +174,29 @@ def test_a_device_this_machine_lacks_is_one_line_naming_the_key(tmp_path, monkey
     load_task_params(argparse.Namespace(params=str(path), task="derain"))
 
 
+def test_data_max_pixels_limits_every_stage_s_decodes(tmp_path, monkeypatch):
+    import argparse
+
+    import numpy as np
+
+    import sam4ir.io
+    from sam4ir.io import read_image, write_image
+    from sam4ir.stages.args import load_task_params
+
+    monkeypatch.setattr(sam4ir.io, "MAX_PIXELS", sam4ir.io.MAX_PIXELS)  # restored after the test
+    image = tmp_path / "a.png"
+    write_image(image, np.zeros((10, 20, 3), np.uint8))
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(with_value("data.max_pixels", 199)))
+    load_task_params(argparse.Namespace(params=str(path), task="derain"))
+    with pytest.raises(Sam4irError, match=r"a\.png: 20x10 pixels \(0.0002 MP\) is above the 0.000199 MP decode limit "
+                                          r"\(data.max_pixels\)"):
+        read_image(image)
+    path.write_text(yaml.safe_dump(with_value("data.max_pixels", 200)))
+    load_task_params(argparse.Namespace(params=str(path), task="derain"))
+    assert read_image(image).shape == (10, 20, 3)
+
+
 def test_prepared_folder_data_too_small_for_the_params_fails_at_prepare(tmp_path):
     import numpy as np
 

@@ -36,7 +36,14 @@ TEMP_SUFFIX = ".partial"  # not an image, JSON or checkpoint suffix: globbing re
 JPEG_SOI, JPEG_EOI = b"\xff\xd8\xff", b"\xff\xd9"
 # Decodes above this many pixels are refused from the header (the largest benchmark images, SIDD's 5256x3000, are
 # 16 MP; Pillow refuses above 179 MP by default): a 1 MB PNG claiming 20000x20000 would otherwise take 5 GB.
+# Stages set it from data.max_pixels (limit_pixels).
 MAX_PIXELS = 180_000_000
+
+
+def limit_pixels(n: int) -> None:
+    """Refuse, from the header, every image above ``n`` pixels this process reads from now on."""
+    global MAX_PIXELS
+    MAX_PIXELS = n
 PNG_SIGNATURE, PNG_IEND = b"\x89PNG\r\n\x1a\n", b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
 _reported: set[str] = set()  # one-time notes already given in this process
@@ -275,8 +282,8 @@ def header_size(path: str | os.PathLike, data: bytes | None = None) -> tuple[int
     except (OSError, struct.error, Image.UnidentifiedImageError) as err:
         raise Sam4irError(f"{path}: cannot decode image (unreadable header: {_one_line(err)})") from None
     if width * height > MAX_PIXELS:
-        raise Sam4irError(f"{path}: {width}x{height} pixels ({width * height / 1e6:.0f} MP) is above the "
-                          f"{MAX_PIXELS / 1e6:.0f} MP decode limit (sam4ir.io.MAX_PIXELS): refused before decoding "
+        raise Sam4irError(f"{path}: {width}x{height} pixels ({width * height / 1e6:g} MP) is above the "
+                          f"{MAX_PIXELS / 1e6:g} MP decode limit (data.max_pixels): refused before decoding "
                           "(a decompression bomb, or a file far larger than any benchmark image)")
     return height, width
 

@@ -196,6 +196,7 @@ def _training_sets(specs: dict[str, Optional[Subimages]]) -> dict[str, Optional[
 class Data(Section):
     source: one_of(SOURCES)
     seed: Size
+    max_pixels: Count  # the decode limit of every image read (sam4ir.io.limit_pixels)
     val_pairs: Count
     degradation: Degradation
     scenes: Scenes

@@ -8,6 +8,7 @@ import torch
 
 from sam4ir.config import load_params
 from sam4ir.errors import Sam4irError
+from sam4ir.io import limit_pixels
 from sam4ir.schema import Params
 
 
@@ -27,6 +28,7 @@ def load_task_params(args: argparse.Namespace) -> Params:
     if args.task not in params.tasks:
         raise Sam4irError(f"{args.params}: task '{args.task}' is not in tasks {params.tasks}")
     check_devices(params)
+    limit_pixels(params.snapshot()["data"]["max_pixels"])  # a guard on reading, not an input of any output
     return params
 
 
