@@ -51,12 +51,11 @@ def test_stages_read_data_folders_through_their_fingerprints():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     folders = set()
     for stage in stages.values():
-        body = stage.get("do", stage)
-        folders |= {next(iter(o)) if isinstance(o, dict) else o for o in body.get("outs", [])}
-    data_folders = {f for f in folders if f.startswith(("data/prepared/", "data/masks/"))}
-    assert data_folders == {"data/prepared/${item}", "data/masks/${item}"}
+        folders |= {next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", [])}
+    data_folders = {f for f in folders if f.startswith(("data/prepared", "data/masks"))}
+    assert data_folders == {"data/prepared", "data/masks"}
     for name, stage in stages.items():
-        for dep in stage.get("do", stage)["deps"]:
+        for dep in stage["deps"]:
             if dep.startswith(("data/prepared", "data/masks")):
                 assert dep.endswith("/" + FINGERPRINT), (name, dep)
-                assert dep.removesuffix("/" + FINGERPRINT).replace("${item.task}", "${item}") in data_folders
+                assert dep.removesuffix("/" + FINGERPRINT) in data_folders

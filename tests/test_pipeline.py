@@ -125,11 +125,11 @@ def test_folder_data_is_tracked_by_content(project):
     extra.parent.mkdir(parents=True)
     extra.write_bytes(b"new data")
     try:
-        status = run([sys.executable, "-m", "dvc", "status", "prepare_data@derain"], project)
+        status = run([sys.executable, "-m", "dvc", "status", "prepare_data"], project)
         assert "modified:           data/real" in status, status
     finally:
         shutil.rmtree(project / "data" / "real" / "derain")
-    assert "up to date" in run([sys.executable, "-m", "dvc", "status", "prepare_data@derain"], project)
+    assert "up to date" in run([sys.executable, "-m", "dvc", "status", "prepare_data"], project)
 
 
 def test_remote_cache_shares_masks_and_checkpoints(project, tmp_path):
@@ -149,7 +149,7 @@ def test_remote_cache_shares_masks_and_checkpoints(project, tmp_path):
 
 
 def ran_stages(log: str) -> set[str]:
-    return {line.split("'")[1].split("@")[0] for line in log.splitlines() if line.startswith("Running stage")}
+    return {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")}
 
 
 @pytest.mark.parametrize("key, value, expected", [
@@ -270,9 +270,9 @@ def test_every_stage_declares_exactly_the_params_it_reads(project):
         stages = list(repo.index.stages)
     assert {s.cmd for s in stages} <= set(reads), "a stage of dvc.yaml never ran"
     for stage in stages:
-        name = stage.name.split("@")[0]
+        name = stage.name
         declared = leaves(params, [k for d in stage.deps if isinstance(d, ParamsDependency) for k in d.params])
-        read = leaves(params, reads[stage.cmd] - ({"tasks"} if "@" in stage.name else set()))  # foreach checks it
+        read = leaves(params, reads[stage.cmd])
         undeclared = leaves(params, UNDECLARED.get(name, {}))
         branch_only = leaves(params, BRANCHES.get(name, {}))
         assert read - declared - undeclared == set(), f"{stage.name} reads params dvc.yaml does not declare"

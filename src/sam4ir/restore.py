@@ -1,6 +1,6 @@
 """Restore images with a trained IR1: the distilled model is used exactly like the original, no SAM involved.
 
-    python -m sam4ir.restore --checkpoint data/runs/derain/spd_sgr/model.pt --input photos/ --output restored/
+    python -m sam4ir.restore --checkpoint data/runs/spd_sgr/derain/model.pt --input photos/ --output restored/
 
 ``--checkpoint`` is a ``model.pt`` written by training (it names its network), or an official release
 (BasicSR-style ``.pth``) together with ``--model NAME --model-args JSON`` (the original constructor's arguments).

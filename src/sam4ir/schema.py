@@ -355,6 +355,7 @@ def _unique(tasks: list[str]) -> list[str]:
 
 class Params(Section):
     tasks: Annotated[list[Task], Field(min_length=1), AfterValidator(_unique)]
+    parallel_tasks: Literal["auto"] | Count  # sam4ir.stages.tasks
     data: Data
     sam: Sam
     model: Model

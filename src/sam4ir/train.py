@@ -36,6 +36,9 @@ AMP_MODES = ("none", "bf16")
 _GRAD_NORM = "_grad_norm"  # checked for divergence with the loss terms, not logged
 
 
+CURVE_POINTS = 10  # validations at least, in a run with its own iters (the teachers', the students')
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation recipe (AdamW + cosine annealing, as NAFNet/HINet were trained)."""
@@ -59,9 +62,12 @@ class TrainConfig:
     def from_params(cls, train: Train, *, iters: Optional[int] = None, lr: Optional[float] = None) -> "TrainConfig":
         """The recipe of ``params.train``. The SPF teacher and the SPD students give their own ``iters`` and ``lr``
         (``spf.*``, ``distill.*``) and keep the rest of the baseline's recipe, ``min_lr`` capped at their ``lr``;
-        the keys they replace are not read."""
+        the keys they replace are not read. A run of its own ``iters`` validates at least ``CURVE_POINTS`` times
+        (its curve shows a trend, not two dots); validation draws no random numbers, so training is unchanged."""
         own = {key: value for key, value in (("iters", iters), ("lr", lr)) if value is not None}
         values = {f.name: own[f.name] if f.name in own else getattr(train, f.name) for f in fields(cls)}
+        if iters is not None:
+            values["val_every"] = min(values["val_every"], max(1, iters // CURVE_POINTS))
         return cls(**{**values, "betas": tuple(values["betas"]), "min_lr": min(values["min_lr"], values["lr"])})
 
     def __post_init__(self) -> None:
@@ -201,7 +207,7 @@ def fit(objective: nn.Module, train_set: Dataset, cfg: TrainConfig, *, state_pat
                 record.update(validate())
         if log is not None and (step % cfg.log_every == 0 or "val_psnr" in record or step == cfg.iters):
             log(step, record)
-        if state_path is not None and step % cfg.ckpt_every == 0 and step < cfg.iters:
+        if state_path is not None and (step % cfg.ckpt_every == 0 or step == cfg.iters):  # the last: see clear_resume
             _save_state(state_path, run_id, step, objective, opt, sched)
     bar.close()
 

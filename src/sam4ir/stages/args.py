@@ -13,8 +13,9 @@ from sam4ir.schema import Params
 
 
 def stage_args(description: str, *, methods: tuple[str, ...] = ()) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--task", required=True)
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", help="one task of the params' tasks, in this process (default: every task; "
+                                       "sam4ir.stages.tasks)")
     parser.add_argument("--params", default="params.yaml")
     if methods:
         parser.add_argument("--method", required=True, choices=methods)

@@ -13,6 +13,7 @@ SGR, which relates regions, is identically zero there and is not computed), so `
 of the gain the priors' information is responsible for.
 """
 
+import argparse
 from pathlib import Path
 
 from sam4ir.method.objectives import DISTILL_METHODS, DistillObjective
@@ -20,12 +21,12 @@ from sam4ir.models import load_model, load_weights
 from sam4ir.stages import run_stage
 from sam4ir.stages.args import load_task_params, stage_args
 from sam4ir.stages.paths import TEACHER_RUNS, TaskPaths
-from sam4ir.stages.run import build_ir, train_run
+from sam4ir.stages.run import build_ir, clear_resume, train_run
+from sam4ir.stages.tasks import run_tasks
 from sam4ir.train import TrainConfig
 
 
-def main() -> None:
-    args = stage_args(__doc__, methods=DISTILL_METHODS)
+def run_task(args: argparse.Namespace) -> None:
     params = load_task_params(args)
     paths, cfg = TaskPaths(args.task), params.distill
     baseline_file = paths.run("baseline") / "model.pt"
@@ -49,6 +50,11 @@ def main() -> None:
               TrainConfig.from_params(params.train, iters=cfg.iters, lr=cfg.lr))
     train_run(params, paths, args.method, objective, recipe, with_masks=objective.weights.uses_ir2 and objective.priors,
               init_files=init_files)
+
+
+def main() -> None:
+    args = stage_args(__doc__, methods=DISTILL_METHODS)
+    run_tasks(args, run_task, forward=["--method", args.method], finish=clear_resume(args.method))
 
 
 if __name__ == "__main__":

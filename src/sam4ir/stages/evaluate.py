@@ -12,6 +12,7 @@ what the cascade gains without information.
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from sam4ir.segmentation_check import matching_miou
 from sam4ir.stages import run_stage
 from sam4ir.stages.args import load_task_params, stage_args
 from sam4ir.stages.paths import EVALUATED, TaskPaths
+from sam4ir.stages.tasks import run_tasks
 from sam4ir.stages.sam_masks import build_segmenter
 from sam4ir.train import resolve_device
 
@@ -48,8 +50,7 @@ def check_finite(y: torch.Tensor, checkpoint: Path, image: str) -> torch.Tensor:
     return y
 
 
-def main() -> None:
-    args = stage_args(__doc__)
+def run_task(args: argparse.Namespace) -> None:
     params = load_task_params(args)
     paths = TaskPaths(args.task)
     crop, n_save = params.eval.crop_border, params.eval.save_images
@@ -103,6 +104,10 @@ def main() -> None:
     masks = json.loads((paths.masks / "summary.json").read_text())  # what the priors were: the SAM-size table's
     metrics["masks"] = {"backend": masks["backend"], "segments_per_image": masks["mean_segments"]}
     write_json(paths.eval / "metrics.json", metrics)
+
+
+def main() -> None:
+    run_tasks(stage_args(__doc__), run_task)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,17 @@ TEACHER_RUNS = {"spd_sgr": "spf", "spd": "spf", "no_prior": "spf_no_prior"}
 EVALUATED = ("baseline", "control", "no_prior", "spd_sgr")
 
 
+DATA = Path("data")
+# one DVC out each, every task's folder inside; a stage that reads them depends on their fingerprint.json
+PREPARED, MASKS = DATA / "prepared", DATA / "masks"
+
+
 @dataclass(frozen=True)
 class TaskPaths:
     """The on-disk layout of one task (all under ``data/``)."""
 
     task: str
-    root: Path = Path("data")
+    root: Path = DATA
 
     @property
     def prepared(self) -> Path:
@@ -27,11 +32,12 @@ class TaskPaths:
     def masks(self) -> Path:
         return self.root / "masks" / self.task
 
+    # runs/<method>/<task>: one DVC out per stage (a stage does every task: sam4ir.stages.tasks)
     def run(self, method: str) -> Path:
-        return self.root / "runs" / self.task / method
+        return self.root / "runs" / method / self.task
 
     def live(self, method: str) -> Path:
-        return self.root / "live" / self.task / method
+        return self.root / "live" / method / self.task
 
     def resume_state(self, method: str) -> Path:
         # Outside every DVC out on purpose: DVC deletes outs before re-running a stage, a resume state must survive.

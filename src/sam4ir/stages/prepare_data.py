@@ -19,6 +19,7 @@ The training monitor's validation pairs are held out from the training data: the
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict
 from pathlib import Path
 
@@ -35,7 +36,8 @@ from sam4ir.progress import progress_bar
 from sam4ir.schema import Data, Params, check_image_sizes
 from sam4ir.stages import run_stage
 from sam4ir.stages.args import load_task_params, stage_args
-from sam4ir.stages.paths import TaskPaths
+from sam4ir.stages.paths import PREPARED, TaskPaths
+from sam4ir.stages.tasks import run_tasks
 
 
 def import_folder(src: Path, out: Path, subimages: SubimageSpec | None = None) -> dict:
@@ -76,8 +78,7 @@ def download_args(data: Data, task: str) -> dict:
             "cache": Path(download.cache), "manifest": Path(download.manifest), "mirror": download.mirror}
 
 
-def main() -> None:
-    args = stage_args(__doc__)
+def run_task(args: argparse.Namespace) -> None:
     params = load_task_params(args)
     data = params.data
     out = TaskPaths(args.task).prepared
@@ -100,7 +101,10 @@ def main() -> None:
     if data.source != "scenes":
         summary["val"] = hold_out(out, data.val_pairs, data.seed)
     write_json(out / "summary.json", {"source": data.source, **summary})
-    write_fingerprint(out)  # what the later stages depend on (see sam4ir.fingerprint)
+
+
+def main() -> None:
+    run_tasks(stage_args(__doc__), run_task, finish=lambda params: write_fingerprint(PREPARED))
 
 
 def check_prepared_sizes(params: Params, out: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -69,5 +70,15 @@ def train_run(params: Params, paths: TaskPaths, method: str, objective: nn.Modul
         models.save_model(run / "ir2.pt", objective.nets["ir2"], name,
                           {**kwargs, "extra_in_channels": prior_channels(params.spf.prior)})
     live.end()
-    state_path.unlink(missing_ok=True)
-    shutil.rmtree(curves, ignore_errors=True)
+
+
+def clear_resume(method: str) -> Callable[[Params], None]:
+    """A stage's ``finish``: drop every task's resume state and curve backup of ``method``. They outlive each
+    task's run on purpose: DVC deletes the stage's outs before a re-run, and a task that had finished when another
+    one failed then resumes from its final state instead of training again (sam4ir.stages.tasks)."""
+    def clear(params: Params) -> None:
+        for task in params.tasks:
+            paths = TaskPaths(task)
+            paths.resume_state(method).unlink(missing_ok=True)
+            shutil.rmtree(paths.resume_curves(method), ignore_errors=True)
+    return clear

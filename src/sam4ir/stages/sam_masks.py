@@ -1,6 +1,6 @@
 """Stage sam_masks: one cached label map per prepared image (``data/masks/<task>/<split>/<name>.png``).
 
-``python -m sam4ir.stages.sam_masks --task derain [--params params.yaml] [--shard i/n]``
+``python -m sam4ir.stages.sam_masks [--task derain] [--params params.yaml] [--shard i/n]`` (default: every task)
 ``torchrun --nproc_per_node N -m sam4ir.stages.sam_masks --task derain`` (one process and model per GPU)
 
 ``sam.backend``: ``sam`` (segment-anything), ``classical`` (the weight-free stand-in), or a prior-information
@@ -49,7 +49,8 @@ from sam4ir.sam.ledger import MapLedger
 from sam4ir.schema import Params
 from sam4ir.stages import run_stage
 from sam4ir.stages.args import load_task_params
-from sam4ir.stages.paths import TaskPaths
+from sam4ir.stages.paths import MASKS, TaskPaths
+from sam4ir.stages.tasks import run_tasks
 
 SPLITS = ("train", "test")
 SEGMENTATION_CODE = Path(sam_package.__file__).parent  # its modules decide what a label map is
@@ -57,11 +58,15 @@ RUN_LOGS = Path("data/logs/sam_masks")  # per-run timings: not a DVC out, so the
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", required=True)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", help="one task of the params' tasks (default: every task; sam4ir.stages.tasks)")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--shard", default="0/1", help="i/n: process every n-th source image starting at the i-th")
     args = parser.parse_args(argv)
+    run_tasks(args, run_task, forward=["--shard", args.shard], finish=lambda params: write_fingerprint(MASKS))
+
+
+def run_task(args: argparse.Namespace) -> None:
     rank, world = launcher_rank()
     index, count = _parse_shard(args.shard)
     shard = (index + count * rank, count * world)  # torchrun's ranks split this machine's shard
@@ -118,7 +123,6 @@ def write_summary(task: str, paths: TaskPaths, settings: dict, images: dict[str,
     # Only what the maps are goes into the DVC out (a forced or resumed run must hash the same); how this run
     # went (segmented, written, kept, seconds, masks/s) goes to a log beside it.
     write_json(paths.masks / "summary.json", summary)
-    write_fingerprint(paths.masks)  # what the later stages depend on (see sam4ir.fingerprint)
     run_log = {"task": task, "shard": shard, "backend": settings["backend"], "processes": len(runs),
                **{key: sum(r[split][key] for r in runs for split in SPLITS)
                   for key in ("segmented", "written", "skipped")},

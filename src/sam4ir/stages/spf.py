@@ -7,20 +7,22 @@ students differ only by the prior's information. IR2 starts from IR1's weights a
 ``distill.*`` param is read: a distillation sweep never retrains a teacher.
 """
 
+import argparse
+
 from sam4ir.method.objectives import SpfObjective
 from sam4ir.method.spf import build_ir2
 from sam4ir.models import load_weights
 from sam4ir.stages import run_stage
 from sam4ir.stages.args import load_task_params, stage_args
 from sam4ir.stages.paths import TaskPaths
-from sam4ir.stages.run import build_ir, train_run
+from sam4ir.stages.run import build_ir, clear_resume, train_run
+from sam4ir.stages.tasks import run_tasks
 from sam4ir.train import TrainConfig
 
 SPF_METHODS = ("spf", "spf_no_prior")
 
 
-def main() -> None:
-    args = stage_args(__doc__, methods=SPF_METHODS)
+def run_task(args: argparse.Namespace) -> None:
     params = load_task_params(args)
     paths = TaskPaths(args.task)
     baseline = paths.run("baseline") / "model.pt"
@@ -32,6 +34,11 @@ def main() -> None:
     objective = SpfObjective(ir1, ir2, recon=params.train.loss, prior=spf.prior, priors=priors)
     train_run(params, paths, args.method, objective, TrainConfig.from_params(params.train, iters=spf.iters, lr=spf.lr),
               with_masks=priors, init_files=(baseline,))
+
+
+def main() -> None:
+    args = stage_args(__doc__, methods=SPF_METHODS)
+    run_tasks(args, run_task, forward=["--method", args.method], finish=clear_resume(args.method))
 
 
 if __name__ == "__main__":

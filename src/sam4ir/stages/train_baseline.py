@@ -1,19 +1,25 @@
-"""Stage ``train_baseline``: IR1 alone with its reconstruction loss (the paper's "original" row)."""
+"""Stage ``train_baseline``: IR1 alone with its reconstruction loss (the paper's "original" row), every task."""
+
+import argparse
 
 from sam4ir.method.objectives import BaselineObjective
 from sam4ir.stages import run_stage
 from sam4ir.stages.args import load_task_params, stage_args
 from sam4ir.stages.paths import TaskPaths
-from sam4ir.stages.run import build_ir, train_run
+from sam4ir.stages.run import build_ir, clear_resume, train_run
+from sam4ir.stages.tasks import run_tasks
 from sam4ir.train import TrainConfig
 
 
-def main() -> None:
-    args = stage_args(__doc__)
+def run_task(args: argparse.Namespace) -> None:
     params = load_task_params(args)
     objective = BaselineObjective(build_ir(params), params.train.loss)
     train_run(params, TaskPaths(args.task), "baseline", objective, TrainConfig.from_params(params.train),
               with_masks=False)
+
+
+def main() -> None:
+    run_tasks(stage_args(__doc__), run_task, finish=clear_resume("baseline"))
 
 
 if __name__ == "__main__":
