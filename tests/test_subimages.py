@@ -121,7 +121,7 @@ def test_sidd_shaped_folder_prepares_into_basicsr_windows(tmp_path, monkeypatch)
     held_out = json.loads((out / "val_pairs.json").read_text())
     assert len(held_out) == 9 and len({read_windows(out)[n][0] for n in held_out}) == 1  # one whole source
     summary = json.loads((out / "summary.json").read_text())
-    assert summary == {**summary, "train": 27, "test": 2, "val": 9, "sources": {"folder": 3}}
+    assert summary == {**summary, "train": 27 - 9, "test": 2, "val": 9, "sources": {"folder": 3}}  # trained on
 
 
 def test_folder_without_subimages_keeps_whole_pairs_and_their_hold_out(tmp_path, monkeypatch):
@@ -134,6 +134,20 @@ def test_folder_without_subimages_keeps_whole_pairs_and_their_hold_out(tmp_path,
     assert not (out / MANIFEST).exists() and read_windows(out) == {}
     assert sorted(p.stem for p in (out / "train" / "input").glob("*.png")) == ["0", "1", "2", "3"]
     assert len(json.loads((out / "val_pairs.json").read_text())) == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["train"], summary["val"], summary["val_sources"]) == (2, 2, 2)  # trained on: the other two
+
+
+def test_a_hold_out_larger_than_half_the_sources_is_said_and_recorded(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "data" / "real" / "deblur"
+    for split in ("train", "test"):
+        for i in range(5):
+            for kind in ("input", "target"):
+                write_image(folder / split / kind / f"{i}.png", smooth_image((40, 48), i))
+    out = prepare_folder(tmp_path, monkeypatch, task="deblur", subimages=None, val_pairs=4)
+    assert "data.val_pairs = 4, but 5 training source image(s) allow at most 2 held out" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["train"], summary["val"], summary["val_sources"], summary["val_sources_asked"]) == (3, 2, 2, 4)
 
 
 def test_small_images_are_one_window_and_named_by_it(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ The training monitor's validation pairs are held out from the training data: the
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -99,7 +100,8 @@ def run_task(args: argparse.Namespace) -> None:
     if data.source in ("folder", "download"):
         check_prepared_sizes(params, out)
     if data.source != "scenes":
-        summary["val"] = hold_out(out, data.val_pairs, data.seed)
+        summary.update(hold_out(out, data.val_pairs, data.seed))
+        summary["train"] -= summary["val"]  # the pairs training reads: the held-out ones are left out
     write_json(out / "summary.json", {"source": data.source, **summary})
 
 
@@ -119,19 +121,22 @@ def check_prepared_sizes(params: Params, out: Path) -> None:
         raise Sam4irError(f"{params.where}: {err}") from None
 
 
-def hold_out(out: Path, n: int, seed: int) -> int:
-    """Write ``val_pairs.json``: the training pairs of ``n`` source images (at most half of them) drawn from
-    ``seed``; return how many pairs. A source's sub-images are held out together: overlapping windows of one
-    image on both sides would leak training pixels into validation."""
+def hold_out(out: Path, n: int, seed: int) -> dict[str, int]:
+    """Write ``val_pairs.json``: the training pairs of ``n`` source images drawn from ``seed``; return the counts
+    for ``summary.json``. A source's sub-images are held out together: overlapping windows of one image on both
+    sides would leak training pixels into validation. At most half the sources are held out; fewer than ``n`` is
+    said on a line of its own and recorded (``val_sources`` beside ``val_sources_asked``), never silent."""
     sources = group_by_source((pair.name for pair in scan_pairs(out, "train", check_images=False)),
                               read_windows(out))
     names = list(sources)
     count = min(n, len(names) // 2)
+    if count < n:
+        print(f"sam4ir: note: {out}: data.val_pairs = {n}, but {len(names)} training source image(s) allow at most "
+              f"{len(names) // 2} held out (half); holding out {count}", file=sys.stderr)
     chosen = np.random.default_rng([seed, 7]).choice(names, size=count, replace=False).tolist()
     held_out = sorted(pair for source in chosen for pair in sources[source])
     write_json(out / VAL_PAIRS, held_out)
-    return len(held_out)
-
+    return {"val": len(held_out), "val_sources": count, "val_sources_asked": n}
 
 if __name__ == "__main__":
     run_stage(main)
