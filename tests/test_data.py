@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from sam4ir.data import (DEMO_PHOTOS, PairedDataset, PairedTransform, build_demo, build_scenes, random_transform,
-                         scan_pairs)
+                         scan_pairs, scan_splits)
 from sam4ir.data.degradations import add_rain, gaussian_noise, motion_blur, motion_kernel
 from sam4ir.data.demo import load_photo
 from sam4ir.errors import Sam4irError
@@ -237,6 +238,41 @@ def test_scan_pairs_names_the_broken_file(tmp_path, breakage, message):
     with pytest.raises(Sam4irError, match=message) as err:
         scan_pairs(tmp_path, "train")
     assert "\n" not in str(err.value)
+
+
+def test_scan_pairs_reports_every_bad_file_at_once_one_line_each(tmp_path):
+    make_folder(tmp_path, {name: (20, 24) for name in "abcde"})
+    split = tmp_path / "train"
+    (split / "input/b.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (split / "target/c.png").unlink()
+    write_image(split / "target/d.png", np.zeros((20, 23, 3), np.uint8))
+    (split / "target/e.png").write_bytes(b"not an image")
+    (split / "input/e.png").write_bytes(b"nor this")
+    with pytest.raises(Sam4irError) as err:
+        scan_pairs(tmp_path, "train")
+    head, *lines = str(err.value).split("\n")
+    assert head == f"{split}: 5 bad files (fix them all, then rerun):"
+    expected = [rf"input/b\.png: cannot decode", rf"input/c\.png: no target image",
+                rf"input/d\.png: size 24x20 does not match its target .*d\.png \(23x20\)",
+                rf"input/e\.png: cannot decode", rf"target/e\.png: cannot decode"]
+    assert len(lines) == len(expected)  # every problem, pair a (sound) in none
+    for line, pattern in zip(lines, expected):
+        assert re.match(rf"  {re.escape(str(split))}/{pattern}", line), line
+
+
+def test_scan_splits_reports_the_bad_files_of_every_split_at_once(tmp_path):
+    for split in ("train", "test"):
+        make_folder(tmp_path, {"a": (20, 24), "b": (20, 24)}, split)
+        (tmp_path / split / "target/b.png").unlink()
+    with pytest.raises(Sam4irError) as err:
+        scan_splits(tmp_path, ("train", "test"))
+    assert str(err.value).split("\n") == [f"{tmp_path}: 2 bad files (fix them all, then rerun):", *(
+        f"  {tmp_path}/{split}/input/b.png: no target image with the same name in {tmp_path}/{split}/target"
+        for split in ("test", "train"))]
+    (tmp_path / "test/input/b.png").unlink()
+    (tmp_path / "train/input/b.png").unlink()
+    assert {split: [p.name for p in pairs] for split, pairs in scan_splits(tmp_path, ("train", "test")).items()} \
+        == {"train": ["a"], "test": ["a"]}
 
 
 def test_scan_pairs_missing_folders(tmp_path):

@@ -5,9 +5,9 @@
 only the keys it sets (the released network and recipe, SAM, data source), and its first line is a ``# comment``
 describing it.
 
-    python -m sam4ir.presets list
-    python -m sam4ir.presets apply deblur-nafnet --dry-run    # print the change to params.yaml, write nothing
-    python -m sam4ir.presets apply deblur-nafnet [--params params.yaml]
+    sam4ir presets list
+    sam4ir presets apply deblur-nafnet --dry-run    # print the change to params.yaml, write nothing
+    sam4ir presets apply deblur-nafnet [--params params.yaml]
 
 Applying edits params.yaml in place with a YAML round trip, so its comments and layout survive; the merged
 result is checked against the params schema before anything is written, and ``git checkout params.yaml``
@@ -16,7 +16,6 @@ undoes it.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import difflib
 import io
@@ -29,7 +28,7 @@ from sam4ir import config
 from sam4ir.errors import Sam4irError
 from sam4ir.io import write_bytes
 from sam4ir.schema import parse_params
-from sam4ir.stages import run_stage
+from sam4ir.stages import command_parser, run_stage
 
 PRESETS_DIR = Path("configs/paper")  # relative to the repository root, where DVC runs every stage
 # Replaced as a whole, never merged key by key: a released network's arguments are the complete constructor call.
@@ -91,7 +90,7 @@ def apply(name: str, params_path: str | Path = "params.yaml", folder: str | Path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Paper-scale configuration presets for params.yaml.")
+    parser = command_parser(__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="names and descriptions of the presets")
     apply_cmd = sub.add_parser("apply", help="merge a preset into params.yaml")

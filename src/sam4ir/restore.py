@@ -1,6 +1,6 @@
 """Restore images with a trained IR1: the distilled model is used exactly like the original, no SAM involved.
 
-    python -m sam4ir.restore --checkpoint data/runs/spd_sgr/derain/model.pt --input photos/ --output restored/
+    sam4ir restore --checkpoint data/runs/spd_sgr/derain/model.pt --input photos/ --output restored/
 
 ``--checkpoint`` is a ``model.pt`` written by training (it names its network), or an official release
 (BasicSR-style ``.pth``) together with ``--model NAME --model-args JSON`` (the original constructor's arguments).
@@ -37,7 +37,7 @@ from sam4ir import models
 from sam4ir.errors import Sam4irError
 from sam4ir.inference import restore_image
 from sam4ir.io import read_image, write_image, write_json
-from sam4ir.stages import run_stage
+from sam4ir.stages import command_parser, run_stage
 from sam4ir.train import resolve_device
 from sam4ir.progress import progress_bar
 
@@ -146,7 +146,7 @@ def parse_device(name: str) -> torch.device:
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m sam4ir.restore", description=__doc__.splitlines()[0])
+    parser = command_parser(__doc__, prog="sam4ir restore")
     parser.add_argument("--checkpoint", type=Path, required=True, help="model.pt, or an official .pth with --model")
     parser.add_argument("--input", type=Path, required=True, help="an image, or a folder of images")
     parser.add_argument("--output", type=Path, required=True, help="folder for the restored PNGs")

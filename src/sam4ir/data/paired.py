@@ -12,7 +12,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Literal, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -46,16 +46,15 @@ class Pair:
         return self.name.split(SEPARATOR, 1)[0] if SEPARATOR in self.name else "test"
 
 
-def _images(folder: Path) -> dict[str, Path]:
-    """Image files of ``folder`` by stem; hidden files (e.g. a killed writer's temp files) are skipped."""
+def _images(folder: Path) -> dict[str, list[Path]]:
+    """Image files of ``folder`` by stem (more than one is a problem for :func:`scan_pairs` to report); hidden
+    files (e.g. a killed writer's temp files) are skipped."""
     if not folder.is_dir():
         raise Sam4irError(f"{folder}: folder not found")
-    found: dict[str, Path] = {}
+    found: dict[str, list[Path]] = {}
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
-            if path.stem in found:
-                raise Sam4irError(f"{path}: two images named '{path.stem}' in {folder}")
-            found[path.stem] = path
+            found.setdefault(path.stem, []).append(path)
     return found
 
 
@@ -80,30 +79,71 @@ def _check_same_size(pair: Pair, a: tuple[int, int], b: tuple[int, int]) -> None
         raise Sam4irError(f"{pair.input}: size {a[1]}x{a[0]} does not match its target {pair.target} ({b[1]}x{b[0]})")
 
 
+def _pair_problems(pair: Pair) -> list[str]:
+    """What is wrong with a pair's images: each that does not decode, else a size mismatch; none if it is sound."""
+    sizes, problems = [], []
+    for path in (pair.input, pair.target):
+        try:
+            sizes.append(_size(path))
+        except Sam4irError as err:
+            problems.append(str(err))
+    if not problems:
+        try:
+            _check_same_size(pair, *sizes)
+        except Sam4irError as err:
+            problems.append(str(err))
+    return problems
+
+
+def _refuse(base: Path, problems: list[str]) -> None:
+    """One error for all the bad files under ``base``, one line each (a single one is the message itself), so that one
+    run lists everything to fix rather than the first of them."""
+    if len(problems) == 1:
+        raise Sam4irError(problems[0])
+    if problems:
+        lines = "".join(f"\n  {problem}" for problem in sorted(problems))
+        raise Sam4irError(f"{base}: {len(problems)} bad files (fix them all, then rerun):{lines}")
+
+
 def scan_pairs(root: str | Path, split: str, *, check_images: bool = True) -> list[Pair]:
     """Validated pairs of ``<root>/<split>``, sorted by name: every input has a target and vice versa, and with
     ``check_images`` every image decodes and matches its partner's size (a full decode: thorough, not fast).
 
-    Errors are one line naming the offending file or folder.
+    A missing folder is one line naming it; bad files are all reported in one error, a line each naming the file.
     """
+    return scan_splits(root, (split,), check_images=check_images)[split]
+
+
+def scan_splits(root: str | Path, splits: Sequence[str], *, check_images: bool = True) -> dict[str, list[Pair]]:
+    """:func:`scan_pairs` of several splits, their bad files all reported in one error (a dataset's train and test
+    splits checked in one run)."""
     root = Path(root)
     if not root.is_dir():
         raise Sam4irError(f"{root}: dataset folder not found")
-    base = root / split
+    scanned = {split: _scan(root / split, check_images) for split in splits}
+    _refuse(root / splits[0] if len(splits) == 1 else root,
+            [problem for _, problems in scanned.values() for problem in problems])
+    return {split: pairs for split, (pairs, _) in scanned.items()}
+
+
+def _scan(base: Path, check_images: bool) -> tuple[list[Pair], list[str]]:
+    """The sound pairs of the split folder ``base`` and the problems of its other files, one line each."""
     if not base.is_dir():
         raise Sam4irError(f"{base}: split folder not found (expected {base}/input and {base}/target)")
     inputs, targets = _images(base / "input"), _images(base / "target")
-    for name in sorted(inputs.keys() - targets.keys()):
-        raise Sam4irError(f"{inputs[name]}: no target image with the same name in {base / 'target'}")
-    for name in sorted(targets.keys() - inputs.keys()):
-        raise Sam4irError(f"{targets[name]}: no input image with the same name in {base / 'input'}")
-    if not inputs:
+    problems = [f"{path}: two images named '{stem}' in {path.parent}"
+                for images in (inputs, targets) for stem, paths in images.items() for path in paths[1:]]
+    problems += [f"{inputs[name][0]}: no target image with the same name in {base / 'target'}"
+                 for name in sorted(inputs.keys() - targets.keys())]
+    problems += [f"{targets[name][0]}: no input image with the same name in {base / 'input'}"
+                 for name in sorted(targets.keys() - inputs.keys())]
+    if not inputs and not problems:
         raise Sam4irError(f"{base / 'input'}: no images ({', '.join(IMAGE_SUFFIXES)})")
-    pairs = [Pair(name, inputs[name], targets[name]) for name in sorted(inputs)]
+    pairs = [Pair(name, inputs[name][0], targets[name][0]) for name in sorted(inputs.keys() & targets.keys())
+             if len(inputs[name]) == len(targets[name]) == 1]  # which of two images of a name pairs is unclear
     if check_images:
-        for pair in pairs:
-            _check_same_size(pair, _size(pair.input), _size(pair.target))
-    return pairs
+        problems += [problem for pair in pairs for problem in _pair_problems(pair)]
+    return pairs, problems
 
 
 def _to_tensor(img: np.ndarray) -> torch.Tensor:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Callable
 
 from sam4ir.errors import Sam4irError
+
+
+def command_parser(doc: str, **kwargs: object) -> argparse.ArgumentParser:
+    """A command's parser whose ``--help`` prints ``doc`` (its module docstring) whole and as written: argparse
+    would re-wrap its paragraphs and usage lines into one block, and a first line alone stops mid-sentence."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
 
 
 def run_stage(main: Callable[[], None]) -> None:

@@ -7,7 +7,7 @@ Only finished experiments count, each once: not the workspace nor the baseline c
 may come from another machine. Only the experiments of one baseline commit (HEAD by default): experiments of older
 commits ran older code, and mixing them would compare different methods.
 
-    python -m sam4ir.stages.ablation_report [--rev REV | --all-commits] [--json exp.json]
+    sam4ir ablation [--rev REV | --all-commits] [--json exp.json]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from sam4ir.report.ablation import (NO_PRIOR_TWIN, deltas_vs_control, experiment
 from sam4ir.report.figures import save_figure
 from sam4ir.report.mechanism import MIN_SEEDS
 from sam4ir.report.tables import to_markdown
-from sam4ir.stages import run_stage
+from sam4ir.stages import command_parser, run_stage
 from sam4ir.stages.report import FLOATS, write_csv, write_text
 
 OUT = Path("reports")
@@ -60,7 +60,7 @@ def experiments(description: str, experiments_only: bool = True,
     named on stderr, since a report made while the queue still runs counts fewer seeds. ``--prefix`` keeps the
     experiments whose name starts with it (one study among the experiments of a commit); ``out`` is the default
     of ``--out``, the reports' file name."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = command_parser(description)
     parser.add_argument("--json", help="saved output of `dvc exp show --json` (default: run it)")
     parser.add_argument("--prefix", default="", help="only experiments whose name starts with this")
     if out:
@@ -89,7 +89,7 @@ def _incomplete(gains: pd.DataFrame) -> list[str]:
 
 
 def main() -> None:
-    rows, source, _ = experiments(__doc__.splitlines()[0])
+    rows, source, _ = experiments(__doc__)
     deltas = deltas_vs_control(rows)
     gains = summarise(deltas)
     title = provenance(rows)

@@ -1,18 +1,17 @@
 """The experiments at a glance: per task, the params each experiment changed and every method's PSNR, one row an
 experiment, narrow enough for a terminal (``dvc exp show`` prints one column per task x method x metric).
 
-    python -m sam4ir.stages.exp_table [--rev REV | --all-commits] [--json exp.json] [--metric psnr]
+    sam4ir exp-table [--rev REV | --all-commits] [--json exp.json] [--metric psnr]
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import pandas as pd
 
 from sam4ir.report.ablation import experiment_rows
-from sam4ir.stages import run_stage
+from sam4ir.stages import command_parser, run_stage
 from sam4ir.stages.ablation_report import _commit, load_exp_show
 
 SHORT = {"baseline": "base", "control": "ctrl", "no_prior": "no_prior", "spd_sgr": "spd_sgr", "spd": "spd",
@@ -32,7 +31,7 @@ def exp_table(rows: pd.DataFrame, metric: str) -> dict[str, pd.DataFrame]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_parser(__doc__)
     parser.add_argument("--json", help="saved output of `dvc exp show --json` (default: run it)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--rev", default="HEAD", help="the baseline commit whose experiments are shown")

@@ -5,7 +5,7 @@
 Only queued experiments count (not the workspace nor the baseline commit's committed results), all of one
 baseline commit (HEAD by default), so every number comes from one code version on this machine.
 
-    python -m sam4ir.stages.mechanism_report [--rev REV | --all-commits] [--json exp.json]
+    sam4ir mechanism [--rev REV | --all-commits] [--json exp.json]
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _commit_time(rev: str) -> int:
 
 
 def main() -> None:
-    rows, source, args = experiments(__doc__.splitlines()[0], experiments_only=True, out="mechanism")
+    rows, source, args = experiments(__doc__, experiments_only=True, out="mechanism")
     out = args.out
     runs = effects_per_run(rows)
     table = summarise_effects(runs)

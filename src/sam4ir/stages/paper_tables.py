@@ -2,10 +2,10 @@
 and ``reports/sam_size.{md,csv}`` (task x SAM model type x method, with the priors' segments per image).
 
     dvc exp run --queue -S 'model.name=nafnet,hinet,restormer' && dvc queue start && dvc queue logs -f ...
-    python -m sam4ir.stages.paper_tables main [--rev REV] [--json exp.json] [--out reports]
+    sam4ir paper-tables main [--rev REV] [--json exp.json] [--out reports]
 
     dvc exp run --queue -S sam.backend=sam -S 'sam.model_type=vit_b,vit_l,vit_h' -S ... (see README)
-    python -m sam4ir.stages.paper_tables sam_size
+    sam4ir paper-tables sam_size
 
 Each cell is the mean over the seeds of its configuration; the gains are paired within each experiment (its own
 baseline, control and no-prior runs). Only finished experiments of the chosen baseline commit count, once each.
@@ -13,7 +13,6 @@ baseline, control and no-prior runs). Only finished experiments of the chosen ba
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +21,7 @@ from sam4ir.errors import Sam4irError
 from sam4ir.report.ablation import unfinished
 from sam4ir.report.paper_tables import AXES, paper_table, table_rows
 from sam4ir.report.tables import to_markdown
-from sam4ir.stages import run_stage
+from sam4ir.stages import command_parser, run_stage
 from sam4ir.stages.ablation_report import _commit, load_exp_show
 from sam4ir.stages.report import FLOATS, write_csv, write_text
 
@@ -75,7 +74,7 @@ def build(kind: str, exp_show: list[dict], source: str) -> tuple[pd.DataFrame, s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_parser(__doc__)
     parser.add_argument("kind", choices=sorted(AXES))
     parser.add_argument("--rev", default="HEAD", help="the baseline commit whose experiments are tabulated")
     parser.add_argument("--json", help="saved output of `dvc exp show --json` (default: run it)")
