@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 from sam4ir.config import load_params
 from sam4ir.errors import Sam4irError
 from sam4ir.io import limit_pixels
 from sam4ir.schema import Params
+from sam4ir.stages import command_parser
 
 
 def stage_args(description: str, *, methods: tuple[str, ...] = ()) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser(description)
     parser.add_argument("--task", help="one task of the params' tasks, in this process (default: every task; "
                                        "sam4ir.stages.tasks)")
     parser.add_argument("--params", default="params.yaml")
@@ -36,6 +35,8 @@ def load_task_params(args: argparse.Namespace) -> Params:
 def check_devices(params: Params) -> None:
     """One line naming ``train.device`` or ``sam.device`` when it asks for CUDA or MPS this machine lacks. Read
     from the snapshot: a check of the machine, not an input of the stage's outputs (no dvc.yaml entry)."""
+    import torch  # here, not at the top: a stage's --help stays quick
+
     values = params.snapshot()
     wanted = {"train.device": values["train"]["device"]}
     if values["sam"]["backend"] == "sam":

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sam4ir.data import build_demo, build_scenes, scan_pairs
+from sam4ir.data import build_demo, build_scenes, scan_pairs, scan_splits
 from sam4ir.data.paired import VAL_PAIRS
 from sam4ir.datasets import clear, prepare_download
 from sam4ir.datasets.subimages import Manifest, SubimageSpec, group_by_source, read_windows, write_subimages
@@ -46,8 +46,8 @@ def import_folder(src: Path, out: Path, subimages: SubimageSpec | None = None) -
     sub-images (named ``<name>_y<y>_x<x>``, recorded in ``subimages.json``)."""
     counts = {}
     windows = Manifest(out, {"folder": asdict(subimages)}) if subimages else None
-    for split in ("train", "test"):
-        pairs = scan_pairs(src, split)
+    scanned = scan_splits(src, ("train", "test"))  # every bad file of both splits in one error
+    for split, pairs in scanned.items():
         written = 0
         for pair in progress_bar(pairs, desc=f"import {src.name}/{split}"):
             images = {"input": read_image(pair.input), "target": read_image(pair.target)}
