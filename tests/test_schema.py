@@ -59,7 +59,7 @@ def test_values_the_readme_suggests_pass(key, value):
     ("data.degradation.blur_kernel", [7, 3], "low end above"),
     ("tasks", ["derain", "derain"], "twice"),
     ("tasks", ["dehaze"], "'derain'"),
-    ("model.name", "swinir", "'nafnet'"),
+    ("model.name", "swinir", "nor an import path"),
     ("model.args.nafnet", {"widht": 8}, "no argument 'widht'"),
     ("eval.test_y_channel.derain", "yes", "valid boolean"),
     ("data.folder", {"derain": "/mnt/rain"}, "not inside data/real/"),

@@ -4,6 +4,8 @@
 
 ``--checkpoint`` is a ``model.pt`` written by training (it names its network), or an official release
 (BasicSR-style ``.pth``) together with ``--model NAME --model-args JSON`` (the original constructor's arguments).
+A network of your own is named by its import path (``my_package.nets:DnCNN``) in both: run from the folder that
+holds the package, or install it.
 Each input image (one file, or every png/jpg/jpeg/bmp/tif(f) in a folder, sorted) becomes ``<output>/<stem>.png``.
 Inputs are never overwritten.
 
@@ -153,7 +155,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--tile", type=int, default=512, help="tile side for large images; 0: whole image at once")
     parser.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--model", help=f"network of an official checkpoint: {' | '.join(models.MODELS)}")
+    parser.add_argument("--model", help=f"network of an official checkpoint: {' | '.join(models.MODELS)} | package.module:ClassName")
     parser.add_argument("--model-args", default="{}", help="its constructor arguments as JSON, e.g. '{\"width\": 32}'")
     parser.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     args = parser.parse_args(argv)

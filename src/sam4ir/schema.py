@@ -15,11 +15,13 @@ declares for each stage.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import math
 import re
+from contextlib import contextmanager
 from pathlib import PurePosixPath
-from typing import Annotated, Any, Iterable, Literal, Optional, get_args
+from typing import Annotated, Any, Iterable, Iterator, Literal, Optional, get_args
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, PrivateAttr, ValidationError,
                       ValidationInfo, create_model, field_validator, model_validator)
@@ -31,7 +33,7 @@ from sam4ir.method.analyzer import ANALYZERS
 from sam4ir.method.objectives import INITS, TEACHER_INPUTS, TEACHERS
 from sam4ir.method.spd import SPD_LOSSES
 from sam4ir.method.spf import IR2_INITS, PRIOR_CHANNELS
-from sam4ir.models import MODELS
+from sam4ir.models import MODELS, NetworkError, check_imported, is_import_path, locate, no_feature_layer
 from sam4ir.sam.names import BACKENDS, CLASSICAL_METHODS, IMAGE_BACKENDS, SAM_AMP, SAM_MODEL_TYPES, SOURCE_DIRS
 from sam4ir.train import AMP_MODES
 
@@ -255,27 +257,104 @@ def _constructor_args(name: str, kwargs: Optional[dict[str, Any]]) -> Optional[d
     return kwargs
 
 
-# Each network's constructor arguments: one optional entry per name of MODELS.
+class ParamError(ValueError):
+    """A problem a check across keys found, reported under the key it concerns rather than the checked section."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(problem)
+        self.key = key
+
+
+@contextmanager
+def _keyed() -> Iterator[None]:
+    """The library's network errors as ParamErrors: reported under the param they name."""
+    try:
+        yield
+    except NetworkError as err:
+        raise ParamError(err.key, err.problem) from None
+
+
+def _nested(path: str) -> str:
+    """How ``model.args.<path>`` is written in YAML: nested by the path's dots, e.g. ``a: {b:C: {...}}``."""
+    *outer, last = path.split(".")
+    return "".join(f"{part}: {{" for part in outer) + f"{last}: {{...}}" + "}" * len(outer)
+
+
+class NetworkArgs(Section):
+    """Besides one optional entry per name of MODELS: imported networks' arguments, nested by their import paths'
+    dots (DVC splits params keys on dots: ``model.args.${model.name}`` in dvc.yaml must find them)."""
+    model_config = ConfigDict(extra="allow")
+
+    def check_packages(self) -> None:
+        """ParamError for an extra key that cannot start an import path (a misspelt network name, say)."""
+        for key in self.__pydantic_extra__ or {}:
+            if not isinstance(key, str) or not key.isidentifier():
+                hint = f" (write it nested: {_nested(key)})" if isinstance(key, str) and "." in key else ""
+                raise ParamError(f"model.args.{key}", f"not a package name: DVC reads a params key's dots as "
+                                                      f"nesting{hint}")
+            if importlib.util.find_spec(key) is None:
+                raise ParamError(f"model.args.{key}", f"neither a network of sam4ir ({', '.join(MODELS)}) nor an "
+                                                      "importable package (the first part of an import path)")
+
+    def entry(self, path: str) -> Any:
+        """What is written at the dotted key ``path`` among the imported networks' arguments (None: nothing)."""
+        node: Any = self.__pydantic_extra__ or {}
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+
+# Each network's constructor arguments: one optional entry per name of MODELS, and any import paths'.
 ModelArgs = create_model(
-    "ModelArgs", __base__=Section,
+    "ModelArgs", __base__=NetworkArgs,
     __validators__={"constructor_args": field_validator(*MODELS)(
         classmethod(lambda cls, kwargs, info: _constructor_args(info.field_name, kwargs)))},
     **{name: (Optional[dict[str, Any]], None) for name in MODELS})
 
 
+def _network_name(name: str) -> str:
+    if name not in MODELS and not is_import_path(name):
+        raise ValueError(f"neither a network of sam4ir ({', '.join(MODELS)}) nor an import path "
+                         "(package.module:ClassName)")
+    return name
+
+
 class Model(Section):
-    name: one_of(MODELS)
+    """``name``: a key of MODELS or an import path; ``args.<name>`` its constructor arguments; ``feature_layer``:
+    a plain nn.Module's submodule whose output SPD/SGR compare (null: the wrapper's default)."""
+    name: Annotated[str, AfterValidator(_network_name)]
     args: ModelArgs
+    feature_layer: Optional[str] = None
 
     @model_validator(mode="after")
     def _args_of_the_chosen_network(self) -> "Model":
-        if getattr(self.args, self.name) is None:
+        builtin = self.name in MODELS
+        if builtin and getattr(self.args, self.name) is None:
             raise ValueError(f"model.args has no entry for model.name {self.name!r}")
+        with _keyed():
+            if builtin:
+                no_feature_layer(self.name, self.feature_layer)
+            else:
+                locate(self.name)  # first: a network that cannot be imported is the problem to report
+            self.args.check_packages()
+            if not builtin:  # built on the meta device: a problem shows now, not after SAM's masks
+                check_imported(self.name, self.feature_layer, self._imported_args())
         return self
+
+    def _imported_args(self) -> dict[str, Any]:
+        kwargs = self.args.entry(self.name)
+        if not isinstance(kwargs, dict):
+            raise ParamError(f"model.args.{self.name}", f"no mapping of constructor arguments at this key (nested by "
+                                                        f"model.name's dots: {_nested(self.name)}; {{}} for none)")
+        return kwargs
 
     def args_for(self, name: str) -> dict[str, Any]:
         """Network ``name``'s constructor arguments (a copy: the caller may add to it)."""
-        return dict(getattr(self.args, name) or {})
+        if name in MODELS:
+            return dict(getattr(self.args, name) or {})
+        if _reads is not None and self._key is not None:  # an extra key: not a field, so recorded here
+            _reads.add(f"{self._key}.args.{name}")
+        return dict(self.args.entry(name) or {})
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -420,6 +499,9 @@ def _first_error(err: ValidationError, where: str) -> str:
     key = ".".join(str(part) for part in first["loc"] if not re.fullmatch(r"function-(after|plain)\[.*\]", str(part)))
     message = first["msg"].removeprefix("Value error, ")
     more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    keyed = first.get("ctx", {}).get("error")
+    if isinstance(keyed, ParamError):
+        return f"{where}: param '{keyed.key}': {message}{more}"
     if not key:  # a check across sections (Params' own validator): its message names the keys
         return f"{where}: {message}{more}"
     if first["type"] == "missing":

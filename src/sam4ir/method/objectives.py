@@ -9,14 +9,20 @@
 
 A weight of 0 removes its term *and its computation*: with all of them at 0 (the control run) IR2 and the analyzer
 are never run, so the control differs from the distilled run only by what the teacher passes on.
+
+At its first training step :class:`DistillObjective` compares how hard each weighted SPD/SGR term pulls IR1's
+weights with L_rec¹'s pull (gradient norms: the PSNR loss's value, a logarithm near −30, says nothing of its
+pull) and warns once, in one line, when one is :data:`SCALE_GAP` times stronger or weaker.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from sam4ir.errors import Sam4irError
@@ -35,6 +41,8 @@ INITS = ("baseline", "scratch")  # where the SPD student starts: the trained bas
 # the SPD runs: the control (L_rec1 alone), SPD without SGR, the full method, and the full method against the
 # no-region teacher with every pixel unlabelled (no region to relate: SGR is zero and not computed)
 DISTILL_METHODS = ("control", "no_prior", "spd", "spd_sgr")
+SCALE_GAP = 100  # a distillation term pulling this many times harder or weaker than L_rec1 gets a warning
+_WEIGHT_PARAMS = {"spd": "distill.spd_weight", "sgr": "distill.sgr_weight"}
 
 
 def frozen(net: nn.Module) -> nn.Module:
@@ -114,6 +122,34 @@ def method_weights(cfg: Distill, method: str) -> DistillWeights:
                           sgr=cfg.sgr_weight if method == "spd_sgr" else 0.0)
 
 
+def scale_warning(student: nn.Module, recon: Tensor, weighted: dict[str, Tensor]) -> Optional[str]:
+    """One line naming the weighted terms (``spd``/``sgr`` -> weight·loss) whose gradient on the ``student``'s
+    weights is :data:`SCALE_GAP` times larger or smaller than ``recon``'s, their values and the weights to change;
+    None if all are within range (a term without gradient, e.g. SGR on no two segments, is not judged).
+    The gradients are taken, not accumulated: training is unchanged."""
+    weights = [p for p in student.parameters() if p.requires_grad]
+
+    def pull(term: Tensor) -> float:
+        if not term.requires_grad:
+            return 0.0
+        grads = torch.autograd.grad(term, weights, retain_graph=True, allow_unused=True)
+        return sum(g.square().sum().item() for g in grads if g is not None) ** 0.5
+
+    base = pull(recon)
+    if base == 0:
+        return None
+    gaps = {}
+    for name, term in weighted.items():
+        ratio = pull(term) / base
+        if ratio and (ratio >= SCALE_GAP or ratio <= 1 / SCALE_GAP):
+            gaps[name] = (f"{_WEIGHT_PARAMS[name]} x L_{name.upper()} = {term.item():.3g} pulls IR1's weights "
+                          f"{max(ratio, 1 / ratio):.0f}x {'harder' if ratio > 1 else 'weaker'}")
+    if not gaps:
+        return None
+    return (f"sam4ir: warning: first distillation step: {'; '.join(gaps.values())} than L_rec1 = {recon.item():.3g} "
+            f"(gradient norms); change {' / '.join(_WEIGHT_PARAMS[name] for name in gaps)}")
+
+
 class DistillObjective(nn.Module):
     """SPD: SPD and SGR pull IR1 toward the SPF teacher IR2's semantically informed features.
 
@@ -152,6 +188,7 @@ class DistillObjective(nn.Module):
             self.spd_kind = cfg.spd_loss
         if weights.sgr > 0:
             self.min_pixels, self.max_regions = cfg.sgr_min_pixels, cfg.sgr_max_regions
+        self.scales_checked = False  # see scale_warning: once, at the first training step
 
     def train(self, mode: bool = True) -> "DistillObjective":
         super().train(mode)
@@ -175,6 +212,7 @@ class DistillObjective(nn.Module):
         recon1 = recon_loss(self.recon, out1.images, target)
         terms = {"recon1": recon1.detach()}
         loss = recon1
+        weighted: dict[str, Tensor] = {}
         if w.uses_ir2:
             y1 = out1.images[-1]
             mask = label_map(batch, y1, self.priors)
@@ -192,10 +230,15 @@ class DistillObjective(nn.Module):
                 if w.spd > 0:
                     spd = spd_loss(f_s, f_t, self.spd_kind)
                     terms["spd"] = spd.detach()
-                    loss = loss + w.spd * spd
+                    weighted["spd"] = w.spd * spd
                 if w.sgr > 0:
                     sgr = sgr_loss(f_s, f_t, mask, min_pixels=self.min_pixels, max_regions=self.max_regions)
                     terms["sgr"] = sgr.detach()
-                    loss = loss + w.sgr * sgr
-        terms["loss"] = loss
+                    weighted["sgr"] = w.sgr * sgr
+        if weighted and self.training and not self.scales_checked and torch.is_grad_enabled():
+            self.scales_checked = True
+            warning = scale_warning(self.nets["ir1"], recon1, weighted)
+            if warning and (not dist.is_initialized() or dist.get_rank() == 0):
+                print(warning, file=sys.stderr)
+        terms["loss"] = sum(weighted.values(), loss)
         return terms

@@ -8,7 +8,8 @@
 - ``mean_std``: the segment's mean and standard deviation of ŷ1 (6 channels): also says *how* uniform each
   segment is, which a small IR2 cannot compute itself over a whole (non-local) segment.
 IR2 is IR1's architecture with its input convolution(s) widened by these channels, initialised from IR1 with
-zero weights on the new channels. ``spf.ir2_init``:
+zero weights on the new channels (a wrapped plain network: a zero 1 x 1 convolution of the prior added to its
+input, :mod:`sam4ir.models.wrap`). ``spf.ir2_init``:
 - ``identity`` (default): also its final projection zeroed, so the global residual passes ŷ1 through and
   IR2(spf_input(ŷ1, L)) == ŷ1 at the first step: the teacher starts exactly at its student's quality and can only
   gain what ŷ1 and the prior let it gain (a copy of IR1 applied to ŷ1 restores twice and starts below IR1);
@@ -98,9 +99,10 @@ def build_ir2(ir1: nn.Module, name: str, model_kwargs: dict, prior: str, init: s
     if init not in IR2_INITS:
         raise Sam4irError(f"spf.ir2_init: unknown initialisation '{init}' (choose from {', '.join(IR2_INITS)})")
     extra = prior_channels(prior)
-    ir2 = models.build(name, **model_kwargs, extra_in_channels=extra)
+    feature_layer = ir1.feature_layer if isinstance(ir1, models.PlainNet) else None  # where IR1's features are
+    ir2 = models.build(name, **model_kwargs, extra_in_channels=extra, feature_layer=feature_layer)
     state, source = ir2.state_dict(), ir1.state_dict()
-    missing = [key for key in state if key not in source]
+    missing = [key for key in state if key not in source and key not in ir2.prior_keys]
     if missing:
         raise Sam4irError(f"spf: IR1 ({name}) has no '{missing[0]}' to initialise IR2 from")
     for key, value in source.items():

@@ -1,7 +1,8 @@
 """The IR networks by name, and their weights in and out.
 
-``MODELS`` is the only place that maps ``model.name`` in params.yaml to a network class; ``build`` takes the
-original constructors' argument names, so a released configuration's options carry over unchanged.
+``MODELS`` is the only place that maps ``model.name`` in params.yaml to a network class of ours; ``build`` takes
+the original constructors' argument names, so a released configuration's options carry over unchanged. Any other
+network is named by import path (``package.module:ClassName``, see :mod:`sam4ir.models.imported`).
 ``load_weights`` reads our checkpoints and the official BasicSR-style ``.pth`` files alike.
 """
 
@@ -10,20 +11,23 @@ from __future__ import annotations
 import inspect
 import os
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Optional
 
 import torch
 from torch import Tensor, nn
 
 from sam4ir.errors import Sam4irError
 from sam4ir.io import save_torch
-from sam4ir.models.base import RestorationNet, RestorationOutput
+from sam4ir.models.base import NetworkError, RestorationNet, RestorationOutput
 from sam4ir.models.hinet import HINet
+from sam4ir.models.imported import build_imported, check_imported, is_import_path, locate
 from sam4ir.models.nafnet import NAFNet
 from sam4ir.models.restormer import Restormer
+from sam4ir.models.wrap import PlainNet
 
-__all__ = ["MODELS", "ForeignCheckpoint", "RestorationNet", "RestorationOutput", "build", "count_params", "load_model",
-           "load_weights", "save_model"]
+__all__ = ["MODELS", "ForeignCheckpoint", "NetworkError", "PlainNet", "RestorationNet", "RestorationOutput", "build",
+           "check_imported", "count_params", "is_import_path", "load_model", "load_weights", "locate",
+           "no_feature_layer", "save_model"]
 
 MODELS: dict[str, Callable[..., RestorationNet]] = {"nafnet": NAFNet, "hinet": HINet, "restormer": Restormer}
 
@@ -35,10 +39,18 @@ class ForeignCheckpoint(Sam4irError):
     """A readable checkpoint without sam4ir's metadata (an official release): the caller can say what to add."""
 
 
-def build(name: str, **kwargs) -> RestorationNet:
-    """Network ``name`` (a key of ``MODELS``) built with its original constructor's keyword arguments."""
+def build(name: str, *, feature_layer: Optional[str] = None, **kwargs) -> RestorationNet:
+    """Network ``name`` (a key of ``MODELS``, or an import path) built with its constructor's keyword arguments.
+
+    ``feature_layer``: the submodule of a plain ``nn.Module`` whose output SPD/SGR compare (None: the wrapper's
+    default); our networks and RestorationNet subclasses give their features themselves.
+    """
     if name not in MODELS:
-        raise Sam4irError(f"model.name: unknown model {name!r}; known: {', '.join(MODELS)}")
+        if is_import_path(name):
+            return build_imported(name, feature_layer, kwargs)
+        raise Sam4irError(f"model.name: unknown model {name!r}; known: {', '.join(MODELS)}, or an import path "
+                          "(package.module:ClassName)")
+    no_feature_layer(name, feature_layer)
     cls = MODELS[name]
     accepted = inspect.signature(cls).parameters
     unknown = [key for key in kwargs if key not in accepted]
@@ -51,6 +63,13 @@ def build(name: str, **kwargs) -> RestorationNet:
         raise Sam4irError(f"model.args: cannot build {name} from {kwargs}: {first_line}") from err
     except Sam4irError as err:
         raise Sam4irError(f"model.args: {name}: {err}") from err
+
+
+def no_feature_layer(name: str, feature_layer: Optional[str]) -> None:
+    """Our networks give their decoder's features themselves: a feature layer named for one is a mistake."""
+    if feature_layer is not None:
+        raise NetworkError("model.feature_layer", f"{name} gives its decoder's features itself; the param is for "
+                                                  "plain nn.Module networks (set it to null)")
 
 
 def count_params(model: nn.Module) -> int:
@@ -75,8 +94,12 @@ def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True)
 
 def save_model(path: str | os.PathLike, net: nn.Module, name: str, kwargs: dict) -> None:
     """Weights under BasicSR's ``params`` key (so BasicSR and :func:`load_weights` read them) plus the registry
-    name and constructor arguments, so :func:`load_model` can rebuild the network without params.yaml."""
-    save_torch(path, {"params": net.state_dict(), "model": name, "model_args": kwargs})
+    name or import path, the constructor arguments and a wrapped network's feature layer, so :func:`load_model`
+    can rebuild the network without params.yaml."""
+    meta = {"params": net.state_dict(), "model": name, "model_args": kwargs}
+    if isinstance(net, PlainNet):
+        meta["feature_layer"] = net.feature_layer
+    save_torch(path, meta)
 
 
 def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> RestorationNet:
@@ -88,7 +111,10 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> R
     if "model" not in meta or "model_args" not in meta:
         raise ForeignCheckpoint(f"{path}: not a sam4ir checkpoint (no 'model'/'model_args'); build the network "
                                 "and use load_weights for official checkpoints")
-    net = build(meta["model"], **meta["model_args"])
+    try:
+        net = build(meta["model"], feature_layer=meta.get("feature_layer"), **meta["model_args"])
+    except Sam4irError as err:  # e.g. the network's package is not importable here
+        raise Sam4irError(f"{path}: {err}") from err
     load_weights(net, path)
     return net.to(device).eval()
 

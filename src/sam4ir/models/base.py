@@ -15,6 +15,14 @@ from torch import Tensor, nn
 from sam4ir.errors import Sam4irError
 
 
+class NetworkError(Sam4irError):
+    """A bad ``model.*`` value: ``key`` names the param, ``problem`` says what is wrong (the schema re-keys it)."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key, self.problem = key, problem
+
+
 class RestorationOutput(NamedTuple):
     """One pass of an IR network, cropped back to the input size.
 
@@ -31,11 +39,14 @@ class RestorationNet(nn.Module):
 
     Subclasses set ``pad_multiple`` and ``pad_mode`` (as the original test code pads), name in ``final_projection``
     the convolution whose output the global residual adds to the input image, and implement ``_restore``.
+    ``prior_keys``: state keys that only a network built with ``extra_in_channels`` has and its constructor
+    initialises (IR2 copies every other weight from IR1).
     """
 
     pad_multiple: int = 1
     pad_mode: str = "constant"
     final_projection: str = ""
+    prior_keys: tuple[str, ...] = ()
 
     def forward(self, x: Tensor) -> Tensor:
         """x: B x C_in x H x W degraded image -> B x 3 x H x W restored image (any H, W)."""
