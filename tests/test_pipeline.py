@@ -143,7 +143,7 @@ def test_remote_cache_shares_masks_and_checkpoints(project, tmp_path):
     assert not (clone / "data" / "masks" / "derain").exists()
     run([sys.executable, "-m", "dvc", "pull"], clone)
     assert any((clone / "data" / "masks" / "derain" / "train").glob("*.png"))
-    assert (clone / "data" / "runs" / "derain" / "spd_sgr" / "model.pt").is_file()
+    assert (clone / "data" / "runs" / "spd_sgr" / "derain" / "model.pt").is_file()
     out = run([sys.executable, "-m", "dvc", "repro"], clone)
     assert "Running stage" not in out, out
 
@@ -216,6 +216,27 @@ def test_sam_size_table_from_two_small_sams(project, tmp_path):
     assert "vit_b" in (tmp_path / "sam_size.md").read_text()
 
 
+def test_a_plain_network_of_ones_own_runs_the_whole_dag_and_restores(project, tmp_path):
+    """`model.name` as an import path (tests/own_nets.py: a plain nn.Module, wrapped by the library): baseline,
+    teachers, control, no_prior, distillation, evaluation and report all run with it, and `sam4ir restore` restores
+    an image with the distilled checkpoint, which names the network itself."""
+    from sam4ir.io import read_image
+
+    out = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "model.name=tests.own_nets.TinyDnCNN",
+               "-S", "+model.args.tests.own_nets.TinyDnCNN={width: 8, depth: 3}"], project)
+    assert ran_stages(out) == {"train_baseline", "spf", "spf_no_prior", "control", "no_prior", "distill", "evaluate",
+                               "report"}, out
+    results = pd.read_csv(project / "reports" / "results.csv")
+    assert set(results.method) >= {"baseline", "control", "no_prior", "spd_sgr", "ir2"}
+    assert results[results.method.isin(["baseline", "spd_sgr"])].params.nunique() == 1
+    image = sorted((project / "data" / "prepared" / "derain" / "test" / "input").glob("*.png"))[0]
+    command = Path(sys.executable).parent / "sam4ir"  # the console script pip installs (requirements: -e .)
+    run([str(command) if command.exists() else sys.executable, *([] if command.exists() else ["-m", "sam4ir"]),
+         "restore", "--checkpoint", "data/runs/spd_sgr/derain/model.pt", "--input", str(image),
+         "--output", str(tmp_path / "restored")], project)
+    assert read_image(tmp_path / "restored" / image.name).shape == read_image(image).shape
+
+
 # What a stage may read without declaring it (it cannot change the outputs), and what it declares but reads only on
 # a branch that no run of this module takes. Everything else must match exactly.
 UNDECLARED = {"prepare_data": {"train.crop": "checked against folder/download data, not used",
@@ -244,7 +265,7 @@ def leaves(params, keys) -> set[str]:
     for key in keys:
         node = params
         for part in key.split("."):
-            node = getattr(node, part)
+            node = node[part] if isinstance(node, dict) else getattr(node, part)  # model.args.<own.network.path>
         if isinstance(node, Section):
             found |= leaves(params, [f"{key}.{name}" for name in type(node).model_fields])
         else:

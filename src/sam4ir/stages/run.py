@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -23,7 +24,7 @@ def build_ir(params: Params) -> nn.Module:
     ablation starts from weights fixed by the params alone (the caller's RNG is left untouched)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(params.train.seed)
-        return models.build(params.model.name, **params.model.kwargs)
+        return models.build(params.model.name, feature_layer=params.model.feature_layer, **params.model.kwargs)
 
 
 def train_run(params: Params, paths: TaskPaths, method: str, objective: nn.Module, cfg: TrainConfig,
@@ -46,7 +47,10 @@ def train_run(params: Params, paths: TaskPaths, method: str, objective: nn.Modul
     train_set = PairedDataset(paths.prepared, "train", crop=crop, augment=params.train.augment, masks_root=masks,
                               cache=params.train.cache_images)
     data_id = sorted((p.name, p.stat().st_size) for p in (paths.prepared / "train").rglob("*.png"))
-    code_id = files_sha256(sorted(Path(sam4ir.__file__).parent.rglob("*.py")))  # never resume older code's state
+    code = sorted(Path(sam4ir.__file__).parent.rglob("*.py"))
+    if models.is_import_path(params.model.name):  # a network of the user's own: its file is code of the run too
+        code.append(Path(inspect.getsourcefile(models.locate(params.model.name))))
+    code_id = files_sha256(code)  # never resume older code's state
     run_id = fingerprint(paths.task, method, params.snapshot(), data_id,
                          files_sha256(init_files) if init_files else None, code_id)
     state_path = paths.resume_state(method)
