@@ -87,7 +87,7 @@ def test_experiments_that_change_other_params_are_left_out():
 
 def test_pages_name_commit_seeds_and_axis(tmp_path):
     _, main_md = build("main", exp_show(), "exp.json")
-    assert "def5678" in main_md and "seeds 0 1 2" in main_md and "| nafnet |" in main_md
+    assert "def5678" in main_md and "seeds [0, 1, 2]" in main_md and "| nafnet |" in main_md
     sam_table, sam_md = build("sam_size", exp_show(), "exp.json")
     assert set(sam_table["sam.model_type"]) == {"vit_b"} and "segments_per_image" in sam_md
     assert sam_table.segments_per_image.iloc[0] == pytest.approx(11.0)
