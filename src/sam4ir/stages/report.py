@@ -15,7 +15,8 @@ from sam4ir.io import atomic_path, write_json
 from sam4ir.method.spf import prior_channels
 from sam4ir.models import count_params, load_model
 from sam4ir.report.cost_table import cost_table
-from sam4ir.report.figures import image_grid, line_facets, read_live_metric, restoration_panels
+from sam4ir.report.figures import (MAX_SCENES, image_psnr, line_facets, pick_scenes, read_live_metric,
+                                   restoration_panels, scene_grid)
 from sam4ir.report.mechanism import effects_per_run
 from sam4ir.report.provenance import workspace_commit
 from sam4ir.report.tables import (MAIN_COLUMNS, METHOD_LABELS, SECONDARY_COLUMNS, per_set_table, results_table,
@@ -28,6 +29,7 @@ from sam4ir.stages.evaluate import IR2_ROW, IR2_ROWS
 
 OUT = Path("reports")
 GRID_COLUMNS = ["input", "baseline", "control", "spd_sgr", IR2_ROW, "target"]
+GRID_CROP = 192  # px: larger test images show their centre, where the methods' differences are visible
 FLOATS = {"psnr": ".2f", "ssim": ".4f", "d_psnr": "+.2f", "d_psnr_control": "+.2f", "d_psnr_no_prior": "+.2f", "d_ssim": "+.4f", "input_psnr": ".2f",
           "input_ssim": ".4f", "seg_miou": ".3f", "input_seg_miou": ".3f", "gmacs": ".3f", "latency_ms": ".2f", "latency_ratio": ".3f"}
 
@@ -104,11 +106,14 @@ def main() -> None:
         n_params.update({row: count_params(load_model(paths.run(run) / "ir2.pt", "cpu")) for row, run in IR2_ROWS.items()})
         tables.append(results_table(metrics, task=task, model=model, params=n_params, priors=backends[task]))
         per_set.append(per_set_table(metrics, task=task))
-        rows = [{c: (paths.eval / "images" / c / f"{p.stem}.png") for c in GRID_COLUMNS}
-                for p in sorted((paths.eval / "images" / "baseline").glob("*.png"))]
+        names = pick_scenes([p.stem for p in (paths.eval / "images" / "baseline").glob("*.png")])
+        scenes = [{c: (paths.eval / "images" / c / f"{name}.png") for c in GRID_COLUMNS} for name in names]
         labels = {**METHOD_LABELS, IR2_ROW: f"IR2 + {backends[task]} priors", "target": "target"}
-        writes.append(partial(image_grid, rows, GRID_COLUMNS, labels, OUT / "figures" / f"grid_{task}.png", zoom=32))
-        writes.append(partial(restoration_panels, rows, GRID_COLUMNS, OUT / "figures" / "restored", task))
+        psnr = image_psnr(paths.eval / "per_image.csv")
+        writes.append(partial(scene_grid, scenes, GRID_COLUMNS, labels, OUT / "figures" / f"grid_{task}.png",
+                              psnr=psnr, crop=GRID_CROP))
+        writes.append(partial(restoration_panels, scenes, GRID_COLUMNS, labels, OUT / "figures" / "restored", task,
+                              psnr=psnr, crop=GRID_CROP))
     # One compact metrics file for `dvc exp show` / `dvc metrics diff`: keys read <task>.<method>.psnr
     summary = {task: json.loads((TaskPaths(task).eval / "metrics.json").read_text()) for task in tasks}
     results = pd.concat(tables, ignore_index=True)
@@ -169,6 +174,9 @@ def main() -> None:
         "## Figures", "",
         "![training curves](figures/training_curves.png)", "",
         "![loss terms](figures/loss_terms.png)", "",
+        f"Restored test images, {MAX_SCENES} scenes per task at most (evenly spread over the sorted test split; "
+        f"images above {GRID_CROP} px: their centre), each method's PSNR under it and its error map below it; "
+        "one picture per scene in `figures/restored` for `dvc plots diff`.", "",
         *[f"![{t}](figures/grid_{t}.png)\n" for t in tasks],
     ]
     publish(writes, OUT / "results.md", "\n".join(text) + "\n")
