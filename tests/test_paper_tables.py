@@ -91,16 +91,3 @@ def test_pages_name_commit_seeds_and_axis(tmp_path):
     sam_table, sam_md = build("sam_size", exp_show(), "exp.json")
     assert set(sam_table["sam.model_type"]) == {"vit_b"} and "segments_per_image" in sam_md
     assert sam_table.segments_per_image.iloc[0] == pytest.approx(11.0)
-
-
-def test_exp_table_is_one_narrow_row_per_experiment():
-    from sam4ir.report.ablation import experiment_rows
-    from sam4ir.stages.exp_table import exp_table
-
-    tables = exp_table(experiment_rows(exp_show()), "psnr")
-    derain = tables["derain"]
-    assert list(derain.columns) == ["experiment", "changed params", "base", "ctrl", "no_prior", "spd_sgr", "ir2"]
-    assert len(derain) == 7  # the six experiments and the workspace (main repeats the workspace exactly: once)
-    row = derain.set_index("experiment").loc["hinet-s1"]
-    assert row["changed params"] == "model.name=hinet" and row.base == pytest.approx(27.0)
-    assert max(map(len, derain.to_string(index=False).splitlines())) <= 120
