@@ -72,7 +72,8 @@ def test_the_sentence_speaks_of_the_configuration_whose_teacher_gains_most():
     assert list(table.config) == ["sam.backend=none", "sam.backend=oracle"]
     assert table.set_index("config").loc["sam.backend=oracle", "teacher − no-prior teacher (dB)"] == \
         "+0.450 ± 0.050 (n=3) > 0"
-    assert table.set_index("config").loc["sam.backend=oracle", "distilled − no-prior (dB)"] == "+0.000 ± 0.010 (n=3) ≈ 0"
+    assert table.set_index("config").loc["sam.backend=oracle", "distilled − no-prior (dB)"] == \
+        "+0.000 ± 0.010 (n=3) ≈ 0"
 
 
 def test_a_shared_teacher_leaves_the_choice_to_the_student():

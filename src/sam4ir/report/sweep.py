@@ -28,8 +28,9 @@ def rank_configs(deltas: pd.DataFrame) -> pd.DataFrame:
     run), and ``best`` = True on each task's configuration with the highest mean :data:`RANK_BY` delta."""
     columns = [c for c in DELTAS.values() if c in deltas]
     groups = deltas.groupby(["task", "config"], sort=True)
+    stats = {f"{c}{suffix}": (c, stat) for c in columns for suffix, stat in (("", "mean"), ("_std", "std"))}
     table = groups.agg(runs=("experiment", "size"), seeds=("seed", lambda s: " ".join(str(v) for v in sorted(s))),
-                       **{f"{c}{suffix}": (c, stat) for c in columns for suffix, stat in (("", "mean"), ("_std", "std"))})
+                       **stats)
     table = table.reset_index()
     rank = DELTAS[RANK_BY]
     table["best"] = False

@@ -110,7 +110,8 @@ def main() -> None:
         *_incomplete(gains),
         "## Gains of the methods with a no-prior twin", "",
         "`d_psnr`: against the control run (the same extra iterations without priors, same experiment);",
-        f"`d_psnr_no_prior`: against the no-prior twin ({', '.join(f'`{m}` − `{t}`' for m, t in NO_PRIOR_TWIN.items())},",
+        "`d_psnr_no_prior`: against the no-prior twin "
+        f"({', '.join(f'`{m}` − `{t}`' for m, t in NO_PRIOR_TWIN.items())},",
         "the same run with every pixel unlabelled: what the prior's information brings). `runs`: the experiments",
         "(seeds) of the configuration; mean and std (ddof 1) over them.", "",
         to_markdown(twins[MAIN], floats) if not twins.empty else "No experiment has a no-prior run.", "",
