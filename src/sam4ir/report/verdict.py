@@ -60,12 +60,11 @@ def _cell(values: pd.Series, single: bool) -> str:
 
 
 def _clause(subject: str, relation: str, values: pd.Series, single: bool) -> str:
-    """``the student does not gain relative to ...: +0.001 ± 0.010 dB (3 seeds: ...)``: the verb follows the
-    verdict; with too few seeds to judge, the sign of the mean (the parenthesis then says why it is no verdict)."""
-    word = verdict(values)
-    verb = {"above zero": "gains", "below zero": "loses", "not distinguishable from zero": "does not gain"}.get(
-        word, "gains" if values.mean() >= 0 else "loses")
-    return f"{subject} {verb} {relation}: {spread(values, single)}"
+    """``the distilled student does not gain vs its no-prior twin: +0.001 ± 0.010 dB (3 seeds: ...)``: the verb
+    follows the verdict; with too few seeds to judge there is none (``the distilled student vs ...: +0.001 dB``)."""
+    verb = {"above zero": " gains", "below zero": " loses", "not distinguishable from zero": " does not gain"}.get(
+        verdict(values), "")
+    return f"{subject}{verb} {relation}: {spread(values, single)}"
 
 
 def _single(effects: pd.DataFrame) -> bool:
