@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from dvc.repo.experiments.serialize import ExpExecutor, ExpRange, ExpState, SerializableError, SerializableExp
 
-from sam4ir.report.ablation import (deltas_vs_control, experiment_rows, figure, provenance, summarise,
-                                    unfinished)
+from sam4ir.report.ablation import deltas_vs_control, experiment_rows, figure, summarise, unfinished
+from sam4ir.report.provenance import provenance
 
 BASELINE = "abc1234" + "0" * 33
 TASKS = ("derain", "deblur")

@@ -9,7 +9,8 @@ import pytest
 
 from sam4ir.data.paired import Pair
 from sam4ir.report.ablation import deltas_vs_control, experiment_rows, summarise
-from sam4ir.report.mechanism import EFFECTS, effects_per_run, summarise_effects, verdict
+from sam4ir.report.mechanism import EFFECTS, effects_per_run, summarise_effects
+from sam4ir.report.verdict import verdict
 from sam4ir.report.tables import per_set_table, results_table, sets_side_by_side
 from sam4ir.scores import summarise_scores
 
@@ -133,7 +134,7 @@ def test_mechanism_pairs_by_seed_and_says_whether_a_gain_is_distinguishable_from
     assert oracle.seeds == 3 and oracle["mean"] == pytest.approx(0.3) and oracle["std"] == pytest.approx(0.1)
     assert oracle.verdict == "above zero"
     assert table.loc[("sam.backend=shuffled", "attributable"), "verdict"] == "not distinguishable from zero"
-    assert table.loc[("sam.backend=none", "attributable"), "verdict"].startswith("undecided: 2 seed(s)")
+    assert table.loc[("sam.backend=none", "attributable"), "verdict"] == "undecided: 2 seeds, need 3"
     assert table.loc[("sam.backend=oracle", "total"), "mean"] == pytest.approx(0.4)  # spd_sgr - control
     assert table.loc[("sam.backend=oracle", "teacher"), "mean"] == pytest.approx(1.0)  # ir2 - baseline
     assert table.loc[("sam.backend=oracle", "teacher_prior"), "mean"] == pytest.approx(0.5)

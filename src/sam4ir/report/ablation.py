@@ -1,8 +1,8 @@
 """Ablation tables from ``dvc exp show --json``: one row per experiment x task x method, then the gain of each
 configuration over the control run (and over the same run without priors), with its spread over seeds.
 
-A configuration is every param that differs between the experiments, except the seed (what varies *within* a
-configuration): no param can merge two different setups into one bar, whatever an ablation changes.
+A configuration is every param that differs between the experiments, except the seeds (what varies *within* a
+configuration: :data:`SEED_PARAMS`): no param can merge two different setups into one bar, whatever an ablation changes.
 
 The input is the JSON of ``dvc exp show --json`` (DVC 3: a list of ``ExpState.dumpd()``, the workspace first, then
 one entry per baseline commit whose ``experiments`` are ``ExpRange``s with ``revs``, ``executor`` and ``name``), not
@@ -22,9 +22,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from sam4ir.report.mechanism import verdict  # noqa: E402
+from sam4ir.report.verdict import verdict  # noqa: E402
 
-SEED_PARAM = "train.seed"
+SEED_PARAM = "train.seed"  # the ``seed`` column
+SEED_PARAMS = (SEED_PARAM, "data.seed")  # repeats of one configuration: the seeds of training and of the data split
 # method -> the same run with every pixel unlabelled: the difference is what the prior's information brings
 NO_PRIOR_TWIN = {"spd_sgr": "no_prior", "ir2": "ir2_no_prior"}
 # delta column -> the stats reported per configuration x task x method (mean under the column's own name)
@@ -119,7 +120,7 @@ def experiment_rows(exp_show: list[dict], experiments_only: bool = False, prefix
     if not rows:
         return pd.DataFrame(rows)
     table = pd.DataFrame.from_dict(params, orient="index")
-    varying = [k for k in table.columns if k != SEED_PARAM and table[k].astype(str).nunique() > 1]
+    varying = [k for k in table.columns if k not in SEED_PARAMS and table[k].astype(str).nunique() > 1]
     df = pd.DataFrame(rows).join(table[varying])
     df.insert(1, "config", [" ".join(f"{k}={r[k]}" for k in varying) or "params.yaml" for _, r in df.iterrows()])
     return df
@@ -143,7 +144,7 @@ def summarise(deltas: pd.DataFrame) -> pd.DataFrame:
     """Per configuration x task x method: ``runs`` (the configuration's experiments, the same on each of its rows),
     their ``seeds``, the experiments ``missing`` a value (never hidden in a lower ``runs``), the mean PSNR, and for
     each delta its mean, std (ddof 1), min, max and, for PSNR, the verdict of
-    :func:`sam4ir.report.mechanism.verdict` (same sign on every seed and |mean| > 2 std, at least 3 seeds)."""
+    :func:`sam4ir.report.verdict.verdict`."""
     members = deltas.groupby("config")["experiment"].unique()
     seeds = deltas.drop_duplicates("experiment").groupby("config")["seed"].apply(
         lambda s: " ".join(str(v) for v in sorted(s.dropna())))
@@ -158,12 +159,6 @@ def summarise(deltas: pd.DataFrame) -> pd.DataFrame:
     table.insert(1, "seeds", [seeds[config] for config, _, _ in table.index])
     table.insert(2, "missing", [" ".join(sorted(set(members[key[0]]) - present[key])) for key in table.index])
     return table.reset_index()
-
-
-def provenance(rows: pd.DataFrame) -> str:
-    """The code version(s) and seeds behind the numbers, for the figure's title and the markdown."""
-    seeds = sorted({int(s) for s in rows.seed.dropna()})
-    return f"commit {', '.join(sorted(rows.commit.unique()))}, seeds {seeds}"
 
 
 def figure(deltas: pd.DataFrame, title: str) -> plt.Figure:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -12,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from sam4ir.io import atomic_path, read_image, write_image  # noqa: E402
+from sam4ir.io import atomic_path, read_image  # noqa: E402
 
 
 def read_live_metric(live_dir: Path, name: str) -> pd.DataFrame:
@@ -41,45 +42,81 @@ def line_facets(df: pd.DataFrame, *, y: str, hue: str, col: str, path: Path, tit
     save_figure(grid.figure, path)
 
 
-def image_grid(rows: list[dict[str, Path]], columns: list[str], labels: dict[str, str], path: Path,
-               zoom: int = 0) -> None:
-    """Rows of images (column name -> file), columns in the given order; with ``zoom`` > 0 each image gets
-    a second row showing its centre ``zoom`` x ``zoom`` crop enlarged, where restoration differences show."""
-    per_row = 2 if zoom else 1
-    fig, axes = plt.subplots(len(rows) * per_row, len(columns), squeeze=False,
-                             figsize=(2.2 * len(columns), 2.2 * len(rows) * per_row))
-    for r, row in enumerate(rows):
+MAX_SCENES = 3  # scenes per task in a grid: a page of three tasks stays a few screens tall
+ERROR_MAX = 64  # error maps: mean absolute error over channels, 0..64 levels of 255 (above saturates), one scale
+
+
+def pick_scenes(names: list[str], k: int = MAX_SCENES) -> list[str]:
+    """``k`` of the sorted scene names, evenly spread (first and last included), so a bounded grid still samples
+    the whole test split rather than its first few images."""
+    names = sorted(names)
+    if len(names) <= k:
+        return names
+    return [names[round(i * (len(names) - 1) / (k - 1))] for i in range(k)] if k > 1 else names[:1]
+
+
+def image_psnr(per_image_csv: Path) -> dict[tuple[str, str], float]:
+    """(method, image name) -> PSNR from ``evaluate``'s ``per_image.csv``, for the grids' captions."""
+    df = pd.read_csv(per_image_csv)
+    return {(m, str(n)): float(v) for m, n, v in zip(df.method, df.name, df.psnr)}
+
+
+def _centre(img: np.ndarray, crop: int) -> np.ndarray:
+    """The centre ``crop`` x ``crop`` of ``img`` (all of it when smaller, or ``crop`` = 0)."""
+    h, w = img.shape[:2]
+    if not crop or (h <= crop and w <= crop):
+        return img
+    top, left = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
+    return img[top:top + crop, left:left + crop]
+
+
+def error_map(img: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Mean absolute error over the channels, in levels of 255 (H x W float)."""
+    diff = np.abs(img.astype(np.float32) - target.astype(np.float32))
+    return diff.mean(axis=2) if diff.ndim == 3 else diff
+
+
+def scene_grid(scenes: list[dict[str, Path]], columns: list[str], labels: dict[str, str], path: Path, *,
+               psnr: dict[tuple[str, str], float] | None = None, crop: int = 0) -> None:
+    """The methods side by side, one band per scene (column name -> file; ``target`` among them): the images on top
+    with each one's PSNR under it (``psnr``: (column, scene name) -> dB), and under each its error map against
+    the target, every map on one scale (``ERROR_MAX``), so the eye compares columns. ``crop`` > 0 shows the centre
+    ``crop`` x ``crop`` of larger images, where restoration differences are visible at this size."""
+    size = 1.8
+    fig, axes = plt.subplots(2 * len(scenes), len(columns), squeeze=False,
+                             figsize=(size * len(columns), size * 2 * len(scenes) + 0.3))
+    for s, scene in enumerate(scenes):
+        name = scene["target"].stem
+        target = _centre(read_image(scene["target"]), crop)
         for c, col in enumerate(columns):
-            img = read_image(row[col])
-            views = [img]
-            if zoom:
-                h, w = img.shape[:2]
-                top, left = max(0, (h - zoom) // 2), max(0, (w - zoom) // 2)
-                views.append(img[top:top + zoom, left:left + zoom])
-            for v, view in enumerate(views):
-                ax = axes[r * per_row + v][c]
-                ax.imshow(view, interpolation="nearest")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if r == 0 and v == 0:
-                    ax.set_title(labels.get(col, col), fontsize=8)
+            img = _centre(read_image(scene[col]), crop)
+            top, bottom = axes[2 * s][c], axes[2 * s + 1][c]
+            top.imshow(img, interpolation="nearest")
+            if col != "target":
+                shown = bottom.imshow(error_map(img, target), cmap="magma", vmin=0, vmax=ERROR_MAX,
+                                      interpolation="nearest")
+            if psnr and (col, name) in psnr:
+                top.set_xlabel(f"{psnr[col, name]:.2f} dB", fontsize=8, labelpad=2)
+            if s == 0:
+                top.set_title(textwrap.fill(labels.get(col, col), 24), fontsize=8)
+        axes[2 * s][0].set_ylabel(name, fontsize=8)
+        axes[2 * s + 1][0].set_ylabel("|error|", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
     fig.tight_layout()
+    for s in range(len(scenes)):  # the scale, in the target's empty error cell
+        cell = axes[2 * s + 1][columns.index("target")]
+        cell.axis("off")
+        bar = fig.colorbar(shown, cax=cell.inset_axes([0.1, 0.05, 0.12, 0.9]))
+        bar.ax.tick_params(labelsize=7)
+        bar.set_label(f"mean |error| (levels of 255;\n≥ {ERROR_MAX} saturates)", fontsize=7)
     save_figure(fig, path)
 
 
-ERROR_GAIN = 4  # absolute errors are small; x4 makes a 16-level error visible, and every panel shares the scale
-
-
-def restoration_panels(rows: list[dict[str, Path]], columns: list[str], folder: Path, task: str) -> None:
-    """DVC image plots: ``<task>_<image>_<column>.png`` for each image and column, and beside every column but
-    the target its absolute-error map against the target (``..._error.png``, x ``ERROR_GAIN``, same scale for all
-    methods), so `dvc plots diff exp-a exp-b` puts two experiments' restorations and errors side by side."""
-    for row in rows:
-        target = read_image(row["target"]).astype(np.int16)
-        stem = row["target"].stem
-        for col in columns:
-            img = read_image(row[col])
-            write_image(folder / f"{task}_{stem}_{col}.png", img)
-            if col != "target":
-                error = np.clip(np.abs(img.astype(np.int16) - target) * ERROR_GAIN, 0, 255).astype(np.uint8)
-                write_image(folder / f"{task}_{stem}_{col}_error.png", error)
+def restoration_panels(scenes: list[dict[str, Path]], columns: list[str], labels: dict[str, str], folder: Path,
+                       task: str, psnr: dict[tuple[str, str], float] | None = None, crop: int = 0) -> None:
+    """DVC image plots: ``<task>_<scene>.png``, one :func:`scene_grid` per scene, so `dvc plots diff exp-a exp-b`
+    puts two experiments' restorations and error maps of a scene side by side, one picture a scene."""
+    for scene in scenes:
+        scene_grid([scene], columns, labels, folder / f"{task}_{scene['target'].stem}.png", psnr=psnr, crop=crop)

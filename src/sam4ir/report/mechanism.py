@@ -9,19 +9,19 @@ per experiment (one seed, one prior source) and task:
 - ``total`` = IR1(spd_sgr) − control: the method's gain over the same extra iterations without a cascade;
 - ``attributable`` = IR1(spd_sgr) − IR1(no_prior): the part of it that the prior's information is responsible for
   (``no_prior`` is the same run with every pixel unlabelled, so the pair shares seed, data and iterations).
-Then per configuration (every param that differs except the seed, e.g. the prior source) and task: mean, std and
-signs over seeds, and a plain verdict: distinguishable from zero when every seed has the same sign and
-|mean| > 2 std (with at least 3 seeds).
+Then per configuration (every param that differs except the seeds, e.g. the prior source) and task: mean, std and
+signs over seeds, and the verdict of :func:`sam4ir.report.verdict.verdict`.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from sam4ir.report.verdict import verdict
+
 # effect -> (method, reference): the PSNR difference of two rows of the same experiment and task
 EFFECTS = {"longer": ("control", "baseline"), "teacher": ("ir2", "baseline"), "teacher_prior": ("ir2", "ir2_no_prior"),
            "total": ("spd_sgr", "control"), "attributable": ("spd_sgr", "no_prior")}
-MIN_SEEDS = 3
 
 
 def effects_per_run(rows: pd.DataFrame) -> pd.DataFrame:
@@ -35,18 +35,6 @@ def effects_per_run(rows: pd.DataFrame) -> pd.DataFrame:
             parts.append(diff.rename("value").reset_index().assign(effect=effect))
     columns = ["experiment", "config", "seed", "task", "effect", "value"]
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
-
-
-def verdict(values: pd.Series) -> str:
-    """Plain words for a set of per-seed differences."""
-    n, mean, std = len(values), values.mean(), values.std()
-    if n < MIN_SEEDS:
-        return f"undecided: {n} seed(s), need {MIN_SEEDS}"
-    if (values > 0).all() and mean > 2 * std:
-        return "above zero"
-    if (values < 0).all() and -mean > 2 * std:
-        return "below zero"
-    return "not distinguishable from zero"
 
 
 def summarise_effects(effects: pd.DataFrame) -> pd.DataFrame:

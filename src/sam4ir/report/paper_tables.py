@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from sam4ir.report.ablation import _eval_metrics, _flatten, revisions, task_metrics
-from sam4ir.report.mechanism import verdict
+from sam4ir.report.verdict import verdict
 
 METHODS = ("baseline", "control", "no_prior", "spd", "spd_sgr", "ir2")  # ir2: needs SAM at inference
 AXES = {"main": "model.name", "sam_size": "sam.model_type"}
@@ -72,7 +72,7 @@ def _args(flat: dict, name: str | None) -> str:
 def paper_table(rows: pd.DataFrame, axis: str) -> pd.DataFrame:
     """Per task x ``axis`` value x method x set: mean PSNR/SSIM over seeds, ``runs``, the parameter count, and
     ΔPSNR against the baseline, the control and the no-prior run (paired per experiment; mean, std and the
-    verdict of :func:`sam4ir.report.mechanism.verdict`)."""
+    verdict of :func:`sam4ir.report.verdict.verdict`)."""
     keys = ["experiment", "task", "set"]
     wide = rows.pivot_table(index=keys, columns="method", values="psnr", aggfunc="first")
     deltas = rows.copy()

@@ -41,6 +41,21 @@ def results_table(metrics: dict[str, dict], *, task: str, model: str, params: di
     return pd.DataFrame(rows)
 
 
+# results.md: the compact table, then what each row is and the secondary checks (results.csv has them all)
+MAIN_COLUMNS = ["task", "method", "psnr", "ssim", "d_psnr", "d_ssim", "d_psnr_control", "d_psnr_no_prior"]
+SECONDARY_COLUMNS = ["task", "method", "description", "params", "needs_sam_at_inference", "seg_miou",
+                     "input_seg_miou", "input_psnr", "input_ssim"]
+
+
+def run_rows(metrics: dict[str, dict[str, dict]], seed: int) -> pd.DataFrame:
+    """The long table of :func:`sam4ir.report.ablation.experiment_rows` for the one run in the workspace (task ->
+    its ``metrics.json``): the verdict of a single run is computed as an experiment's is."""
+    return pd.DataFrame([{"experiment": "workspace", "config": "params.yaml", "seed": seed, "task": task,
+                          "method": method, "psnr": m["psnr"]}
+                         for task, methods in metrics.items() for method, m in methods.items()
+                         if isinstance(m, dict) and "psnr" in m])
+
+
 PER_SET_COLUMNS = ["task", "set", "method", "psnr", "ssim", "d_psnr", "d_ssim"]
 
 

@@ -21,19 +21,25 @@ from pathlib import Path
 import pandas as pd
 
 from sam4ir.errors import Sam4irError
-from sam4ir.report.ablation import (NO_PRIOR_TWIN, deltas_vs_control, experiment_rows, figure, provenance,
-                                    summarise, unfinished)
+from sam4ir.report.ablation import NO_PRIOR_TWIN, deltas_vs_control, experiment_rows, figure, summarise, unfinished
 from sam4ir.report.figures import save_figure
-from sam4ir.report.mechanism import MIN_SEEDS
+from sam4ir.report.mechanism import effects_per_run
+from sam4ir.report.provenance import experiments_line, provenance
 from sam4ir.report.tables import to_markdown
+<<<<<<< HEAD
 from sam4ir.stages import command_parser, run_stage
+=======
+from sam4ir.report.verdict import verdict_section
+from sam4ir.stages import run_stage
+>>>>>>> 0866c8d4a0b5dd57f707e4f9488cd200ca7e934d
 from sam4ir.stages.report import FLOATS, write_csv, write_text
 
 OUT = Path("reports")
-VS_CONTROL = ["config", "task", "method", "runs", "seeds", "psnr", "d_psnr", "d_psnr_std", "d_psnr_min", "d_psnr_max",
-              "d_psnr_verdict", "d_ssim", "d_ssim_std"]
-VS_NO_PRIOR = ["config", "task", "method", "runs", "seeds", "d_psnr_no_prior", "d_psnr_no_prior_std",
-               "d_psnr_no_prior_min", "d_psnr_no_prior_max", "d_psnr_no_prior_verdict"]
+# the main table: the methods with a no-prior twin, against the control and the twin; then every method's details
+MAIN = ["config", "task", "method", "runs", "psnr", "d_psnr", "d_psnr_std", "d_psnr_verdict", "d_psnr_no_prior",
+        "d_psnr_no_prior_std", "d_psnr_no_prior_verdict"]
+DETAILS = ["config", "task", "method", "runs", "seeds", "psnr", "d_psnr", "d_psnr_std", "d_psnr_min", "d_psnr_max",
+           "d_psnr_verdict", "d_ssim", "d_ssim_std", "d_psnr_no_prior_min", "d_psnr_no_prior_max"]
 
 
 def load_exp_show(path: str | None, scope: list[str]) -> list[dict]:
@@ -102,18 +108,20 @@ def main() -> None:
     twins = gains[gains.d_psnr_no_prior.notna()]
     write_text(OUT / "ablation.md", "\n".join([
         "# Ablations (from `dvc exp show`)", "",
-        f"Experiments: `{source}` (finished experiments only, each counted once; not the workspace nor the baseline",
-        f"commit's committed results), {title}. `runs`: the experiments (seeds) of the configuration. Mean, std",
-        "(ddof 1), min and max over them. Verdict: *above/below zero* when every seed has the same sign and",
-        f"|mean| > 2 std (at least {MIN_SEEDS} seeds); otherwise *not distinguishable from zero*.", "",
+        experiments_line(rows, source) + " Finished experiments only, each counted once; not the workspace nor the",
+        "baseline commit's committed results.", "",
+        *verdict_section(effects_per_run(rows)),
         *_incomplete(gains),
-        "## Gain over the control run", "",
-        "The same extra iterations without priors, in the same experiment.", "",
-        to_markdown(gains[VS_CONTROL], floats), "",
-        "## Gain over the no-prior twin", "",
-        f"The same run with every pixel unlabelled ({', '.join(f'`{m}` − `{t}`' for m, t in NO_PRIOR_TWIN.items())}):",
-        "what the prior's information brings.", "",
-        to_markdown(twins[VS_NO_PRIOR], floats) if not twins.empty else "No experiment has a no-prior run.", "",
+        "## Gains of the methods with a no-prior twin", "",
+        "`d_psnr`: against the control run (the same extra iterations without priors, same experiment);",
+        "`d_psnr_no_prior`: against the no-prior twin "
+        f"({', '.join(f'`{m}` − `{t}`' for m, t in NO_PRIOR_TWIN.items())},",
+        "the same run with every pixel unlabelled: what the prior's information brings). `runs`: the experiments",
+        "(seeds) of the configuration; mean and std (ddof 1) over them.", "",
+        to_markdown(twins[MAIN], floats) if not twins.empty else "No experiment has a no-prior run.", "",
+        "## Every method against the control run (spread details)", "",
+        "Min and max over seeds, SSIM; verdicts by the rule above.", "",
+        to_markdown(gains[DETAILS], floats), "",
         "![ablation](ablation.png)", ""]))
     save_figure(figure(deltas, title), OUT / "ablation.png")
 

@@ -17,8 +17,10 @@ import seaborn as sns
 import yaml
 
 from sam4ir.report.figures import save_figure
-from sam4ir.report.mechanism import EFFECTS, MIN_SEEDS, effects_per_run, summarise_effects
+from sam4ir.report.mechanism import EFFECTS, effects_per_run, summarise_effects
+from sam4ir.report.provenance import experiments_line
 from sam4ir.report.tables import to_markdown
+from sam4ir.report.verdict import verdict_section
 from sam4ir.stages import run_stage
 from sam4ir.stages.ablation_report import experiments
 from sam4ir.stages.report import write_csv, write_text
@@ -40,8 +42,9 @@ def _constant_params(commits: list[str]) -> str:
     text = subprocess.run(["git", "show", f"{rev}:params.yaml"], capture_output=True, text=True).stdout
     params = yaml.safe_load(text) or {}
     get = lambda section, key: (params.get(section) or {}).get(key, "?")  # noqa: E731
+    args = (params.get("model") or {}).get("args") or {}
     return (f"data source `{get('data', 'source')}`, model `{get('model', 'name')}` "
-            f"{(get('model', 'args') or {}).get(get('model', 'name'), '?')}, SPF prior `{get('spf', 'prior')}`, IR2 init `{get('spf', 'ir2_init')}`, "
+            f"{args.get(get('model', 'name'), '?')}, SPF prior `{get('spf', 'prior')}`, IR2 init `{get('spf', 'ir2_init')}`, "
             f"λ₁ = {get('distill', 'spd_weight')}, λ₂ = {get('distill', 'sgr_weight')}, "
             f"{get('train', 'iters')} baseline iterations, {get('spf', 'iters')} SPF teacher iterations, "
             f"{get('distill', 'iters')} distillation iterations (teacher `{get('distill', 'teacher')}`, fed the "
@@ -60,20 +63,20 @@ def main() -> None:
     table = summarise_effects(runs)
     write_csv(OUT / f"{out}_runs.csv", runs)
     write_csv(OUT / f"{out}.csv", table)
-    seeds = sorted(int(s) for s in runs.seed.dropna().unique())
+    seeds = sorted(int(s) for s in runs.seed.dropna().unique())  # for the figure's title
     commits = sorted(rows.commit.unique(), key=_commit_time)
     varying = [c for c in rows.columns if "." in c]  # experiment_rows adds one column per param that differs
     lines = [
         f"# Is the gain attributable to the priors? (`{out}`, from `dvc exp show`)", "",
-        f"Experiments: `{source}` (queued experiments only) of commit(s) {', '.join(commits)}, seeds {seeds}; "
-        f"params of {commits[-1]}: {_constant_params(commits)}.",
-        f"Each configuration is one setting of the params that differ between these experiments (besides the seed): "
+        experiments_line(rows, source) + f" Queued experiments only; params of {commits[-1]}: "
+        f"{_constant_params(commits)}.", "",
+        *verdict_section(runs),
+        f"Each configuration is one setting of the params that differ between these experiments (besides the seeds): "
         f"{', '.join(f'`{k}`' for k in varying) or 'none'}.",
         *(["Prior sources (`sam.backend`): `none` carries no region information, `shuffled` another image's "
            "segments, `oracle` the exact segments of the scene."] if "sam.backend" in varying else []),
-        "Differences are PSNR (dB) on the test",
-        "split, per seed, then mean ± std over seeds. Verdict: *above/below zero* when every seed has the same sign",
-        f"and |mean| > 2 std (at least {MIN_SEEDS} seeds); otherwise *not distinguishable from zero*.", "",
+        "Differences are PSNR (dB) on the test split, per seed, then mean ± std over seeds; verdicts by the rule "
+        "above.", "",
         *[f"- `{effect}`: {MEANINGS[effect]}" for effect in EFFECTS], "",
     ]
     for effect in EFFECTS:
