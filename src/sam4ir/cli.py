@@ -46,7 +46,7 @@ GROUPS: dict[str, dict[str, Command]] = {
         "paper-tables": Command("sam4ir.stages.paper_tables",
                                 "Write the paper's main and SAM-size tables under reports/."),
         "exp-table": Command("sam4ir.stages.exp_table",
-                             "Print each experiment's changed params and every method's PSNR, per task."),
+                             "Print each experiment's gains over its control and no-prior runs, and rank them."),
     },
     "tools": {
         "restore": Command("sam4ir.restore", "Restore images with a trained IR1 (no SAM needed)."),

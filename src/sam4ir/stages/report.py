@@ -23,7 +23,7 @@ from sam4ir.report.tables import (MAIN_COLUMNS, METHOD_LABELS, SECONDARY_COLUMNS
                                   run_rows, sets_side_by_side, to_markdown)
 from sam4ir.report.verdict import verdict_section
 from sam4ir.schema import Params
-from sam4ir.stages import run_stage
+from sam4ir.stages import command_parser, run_stage
 from sam4ir.stages.paths import EVALUATED, TaskPaths
 from sam4ir.stages.evaluate import IR2_ROW, IR2_ROWS
 
@@ -91,7 +91,7 @@ def publish(writes: list[Callable[[], None]], entry: Path, text: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = command_parser(__doc__)
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     params = load_params(args.params)
