@@ -26,12 +26,8 @@ from sam4ir.report.figures import save_figure
 from sam4ir.report.mechanism import effects_per_run
 from sam4ir.report.provenance import experiments_line, provenance
 from sam4ir.report.tables import to_markdown
-<<<<<<< HEAD
-from sam4ir.stages import command_parser, run_stage
-=======
 from sam4ir.report.verdict import verdict_section
-from sam4ir.stages import run_stage
->>>>>>> 0866c8d4a0b5dd57f707e4f9488cd200ca7e934d
+from sam4ir.stages import command_parser, run_stage
 from sam4ir.stages.report import FLOATS, write_csv, write_text
 
 OUT = Path("reports")
