@@ -124,12 +124,16 @@ def test_sidd_shaped_folder_prepares_into_basicsr_windows(tmp_path, monkeypatch)
     assert summary == {**summary, "train": 27 - 9, "test": 2, "val": 9, "sources": {"folder": 3}}  # trained on
 
 
-def test_folder_without_subimages_keeps_whole_pairs_and_their_hold_out(tmp_path, monkeypatch):
-    folder = tmp_path / "data" / "real" / "deblur"
+def write_whole_pairs(folder: Path, n: int) -> None:
+    """``n`` small train and test pairs named 0..n-1 (no sub-images: smaller than any window)."""
     for split in ("train", "test"):
-        for i in range(4):
+        for i in range(n):
             for kind in ("input", "target"):
                 write_image(folder / split / kind / f"{i}.png", smooth_image((40, 48), i))
+
+
+def test_folder_without_subimages_keeps_whole_pairs_and_their_hold_out(tmp_path, monkeypatch):
+    write_whole_pairs(tmp_path / "data" / "real" / "deblur", 4)
     out = prepare_folder(tmp_path, monkeypatch, task="deblur", subimages=None, val_pairs=2)
     assert not (out / MANIFEST).exists() and read_windows(out) == {}
     assert sorted(p.stem for p in (out / "train" / "input").glob("*.png")) == ["0", "1", "2", "3"]
@@ -139,11 +143,7 @@ def test_folder_without_subimages_keeps_whole_pairs_and_their_hold_out(tmp_path,
 
 
 def test_a_hold_out_larger_than_half_the_sources_is_said_and_recorded(tmp_path, monkeypatch, capsys):
-    folder = tmp_path / "data" / "real" / "deblur"
-    for split in ("train", "test"):
-        for i in range(5):
-            for kind in ("input", "target"):
-                write_image(folder / split / kind / f"{i}.png", smooth_image((40, 48), i))
+    write_whole_pairs(tmp_path / "data" / "real" / "deblur", 5)
     out = prepare_folder(tmp_path, monkeypatch, task="deblur", subimages=None, val_pairs=4)
     assert "data.val_pairs = 4, but 5 training source image(s) allow at most 2 held out" in capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
