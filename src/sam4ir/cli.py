@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import NamedTuple, Optional, Sequence
 
@@ -86,6 +87,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.command not in COMMANDS:
         top.exit(2, f"{PROG}: error: unknown command {args.command!r}; known: {', '.join(COMMANDS)} "
                     f"(see {PROG} --help)\n")
+    if os.getcwd() not in sys.path:  # as `python -m` does: a network named by import path (model.name
+        sys.path.insert(0, os.getcwd())  # tests.own_nets.TinyDnCNN) imports from the project folder
     module = importlib.import_module(COMMANDS[args.command].module)
     sys.argv = [f"{PROG} {args.command}", *args.args]
     run_stage(module.main)
