@@ -7,7 +7,7 @@ For each set it writes ``--pairs`` pairs and their label maps into a temporary f
 Rain13K-shaped 481x321, GoPro- and SIDD-sub-image-shaped 512x512, made from photos so the PNGs decode like real
 ones), then runs, per worker count and in a fresh subprocess, the loader training uses: the real
 ``PairedDataset`` (random ``--crop`` crop and flips, with masks, as distillation reads them) under
-``sam4ir.train``'s ``SampleStream`` and sampler in a DataLoader, ``--batch`` samples per step. It prints samples/s
+``sam4ir.training.fit``'s ``SampleStream`` and sampler in a DataLoader, ``--batch`` samples per step. It prints samples/s
 after the first batch (worker start-up is printed apart), and the peak RSS of the main process and of the largest
 worker. The dataset is built with ``cache=False`` here: that is what ``cache_images: auto`` picks at paper size,
 while these few synthetic pairs would be cached. Files are in the page cache (just written): the figures are the

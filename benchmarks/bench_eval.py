@@ -21,10 +21,11 @@ import numpy as np
 import skimage.data
 import torch
 
-from sam4ir import config, models
+from sam4ir import models
+from sam4ir.params import config
 from sam4ir.inference import restore_image
 from sam4ir.metrics import calculate_psnr, calculate_ssim
-from sam4ir.train import resolve_device
+from sam4ir.training.fit import resolve_device
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 

@@ -7,7 +7,7 @@ train.amp, and the spf/distill params of the full method). ``--paper``: NAFNet w
 (enc [1, 1, 1, 28]), 256 x 256 crops, batch 8, bf16 autocast on CUDA. Batches are synthetic (random images and a
 random blocky label map with a few dozen segments), so no dataset is needed; weights are random (a VGG-19
 analyzer too), which leaves the cost unchanged. One step = forward, backward and AdamW update, as in
-``sam4ir.train.fit``; the figure is the median over ``--steps`` after ``--warmup`` steps. Each case runs in a
+``sam4ir.training.fit.fit``; the figure is the median over ``--steps`` after ``--warmup`` steps. Each case runs in a
 fresh subprocess so its peak memory is its own: CPU, growth of the process's max RSS during the steps;
 CUDA, ``torch.cuda.max_memory_allocated`` (weights and optimiser state included). Prints figures only.
 On a CPU shared with other jobs, ``--threads 1`` gives steadier figures: a parallel op waits for its slowest
@@ -27,11 +27,12 @@ from pathlib import Path
 
 import torch
 
-from sam4ir import config, models
+from sam4ir import models
+from sam4ir.params import config
 from sam4ir.method.objectives import BaselineObjective, DistillObjective
 from sam4ir.method.spf import build_ir2
-from sam4ir.schema import Params
-from sam4ir.train import resolve_device
+from sam4ir.params.schema import Params
+from sam4ir.training.fit import resolve_device
 
 CASES = ("baseline", "distill")
 PAPER_MODEL = ("nafnet", {"width": 32, "middle_blk_num": 1, "enc_blk_nums": [1, 1, 1, 28],

@@ -17,7 +17,7 @@ Writes ``DIR/gpu_check.json`` (rewritten after each section, so a run cut short 
   survive and the partitions compared are not empty.
 - ``train``: ``bench_train.py --paper`` (NAFNet-GoPro-width32, 256 crops, batch 8, bf16): baseline and
   distillation step time and peak memory, each in its own process as that script runs them.
-- ``loader``: a short distillation run of ``sam4ir.train.fit`` (the real training loop and DataLoader) on
+- ``loader``: a short distillation run of ``sam4ir.training.fit.fit`` (the real training loop and DataLoader) on
   generated SIDD-shaped 512 x 512 sub-images with label maps, per worker count: the fraction of the run spent
   outside forward/backward/update, i.e. waiting for the next batch (from the end of one optimiser step to the next
   forward), in the steady state (after the batches prefetched during the first step) and over the whole run,
@@ -50,11 +50,11 @@ import bench_train
 from bench_sam import photos
 from synthetic import SHAPES, write_pairs
 
-from sam4ir import config
+from sam4ir.params import config
 from sam4ir.data import PairedDataset
 from sam4ir.io import write_json
-from sam4ir.schema import Params
-from sam4ir.train import TrainConfig, fit, resolve_device
+from sam4ir.params.schema import Params
+from sam4ir.training.fit import TrainConfig, fit, resolve_device
 
 HERE = Path(__file__).resolve().parent
 SECTIONS = ("train", "loader", "sam", "sam_relaxed")  # bounded ones first: a slow SAM cannot cost the others

@@ -17,9 +17,9 @@ import skimage.data
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from sam4ir import train
+from sam4ir.training import fit as train
 from sam4ir.io import write_image
-from sam4ir.train import DistInfo, TrainConfig
+from sam4ir.training.fit import DistInfo, TrainConfig
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 KINDS = ("noise", "blur", "rain", "flat")
@@ -103,7 +103,7 @@ def write_pairs(root: Path, shape: tuple[int, int], n: int, kind: str, masks_roo
 
 def training_loader(dataset: Dataset, batch: int, workers: int, batches: int, *, seed: int = 0,
                     pin_memory: bool = False) -> DataLoader:
-    """The DataLoader :func:`sam4ir.train.fit` builds for one process, for ``batches`` steps of ``batch``."""
+    """The DataLoader :func:`sam4ir.training.fit.fit` builds for one process, for ``batches`` steps of ``batch``."""
     cfg = TrainConfig(iters=batches, batch_size=batch, lr=1.0, seed=seed, num_workers=workers)
     return train.training_loader(dataset, cfg, DistInfo(), pin_memory=pin_memory)
 

@@ -21,7 +21,7 @@ import synthetic  # noqa: E402
 
 from sam4ir.data import PairedDataset  # noqa: E402
 from sam4ir.io import read_image, read_label_map  # noqa: E402
-from sam4ir.train import SampleStream  # noqa: E402
+from sam4ir.training.fit import SampleStream  # noqa: E402
 
 
 def run(script: str, *args: str, cwd: Path) -> str:
@@ -75,3 +75,28 @@ def test_bench_dvc_scale_measures_every_command(tmp_path):
         assert fig[key] > 0, key
     assert 0 < fig["stage_cmds_s"] < fig["first_repro_s"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_noop_times_a_fresh_clone_and_refuses_a_repo_whose_lock_is_stale(tmp_path):
+    """bench_noop clones a committed DVC repository, shares its cache, and times ``dvc repro`` only when nothing
+    runs: a repository whose committed dvc.lock does not match its pipeline is named as not a no-op."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+    (repo / "dvc.yaml").write_text("stages:\n  a:\n    cmd: python -c \"open('a.txt', 'w').write('a')\"\n"
+                                   "    outs: [a.txt]\n")
+    subprocess.run([sys.executable, "-m", "dvc", "repro", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "a"], cwd=repo, check=True)
+    out = run("bench_noop.py", "--repo", str(repo), "--runs", "2", "--series", "1", cwd=tmp_path)
+    series, summary = out.strip().splitlines()
+    assert len(re.findall(r"\d+\.\d\d", series.split(";")[0])) == 2
+    assert re.search(r"no-op dvc repro median \d+\.\d\d s over 2 runs", summary), summary
+
+    (repo / "dvc.yaml").write_text((repo / "dvc.yaml").read_text().replace("'a')", "'b')"))
+    subprocess.run([*git, "commit", "-qam", "stale lock"], cwd=repo, check=True)
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_noop.py"), "--repo", str(repo)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "not a no-op, a stage ran" in proc.stderr

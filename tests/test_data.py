@@ -20,7 +20,7 @@ from sam4ir.data.demo import load_photo
 from sam4ir.errors import Sam4irError
 from sam4ir.io import read_image, read_label_map, write_image
 from sam4ir.metrics import calculate_psnr
-from sam4ir.validation import held_out_psnr
+from sam4ir.training.validation import held_out_psnr
 
 PHOTO = cv2.resize(skimage.data.astronaut(), (96, 96), interpolation=cv2.INTER_AREA)
 DEMO = dict(photos_train=["chelsea", "coffee"], photos_test=["astronaut"], size=32, patches_per_photo=2,

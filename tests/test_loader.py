@@ -15,7 +15,7 @@ from test_schema import PARAMS, with_value
 
 from sam4ir.data.paired import CACHE_LIMIT_BYTES, PairedDataset, decoded_bytes, header_size, split_pairs
 from sam4ir.errors import Sam4irError
-from sam4ir.schema import parse_params
+from sam4ir.params.schema import parse_params
 
 SIZES = {"a": (30, 40), "b": (24, 36), "c": (20, 50)}
 

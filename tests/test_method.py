@@ -11,13 +11,13 @@ import torch
 
 from sam4ir import models
 from sam4ir.errors import Sam4irError
-from sam4ir.losses import recon_loss
+from sam4ir.training.losses import recon_loss
 from sam4ir.method.analyzer import VGGFeatures, build_analyzer, vgg19_relu3_4
 from sam4ir.method.objectives import DistillObjective, DistillWeights, SpfObjective
 from sam4ir.method.sgr import region_prototypes, relation_matrix, select_regions, sgr_loss
 from sam4ir.method.spd import spd_loss
 from sam4ir.method.spf import boundary, build_ir2, encode_prior, prior_channels, region_mean, spf_input
-from sam4ir.schema import parse_params
+from sam4ir.params.schema import parse_params
 from test_schema import PARAMS
 
 NAFNET = ("nafnet", dict(width=8, enc_blk_nums=[1, 1], middle_blk_num=1, dec_blk_nums=[1, 1]))
@@ -306,7 +306,7 @@ def test_a_zero_weight_removes_the_term_and_its_computation():
 def test_the_frozen_teacher_is_never_updated_and_the_loss_is_the_papers():
     """teacher: frozen is the paper's L = L_rec1 + λ1 L_SPD + λ2 L_SGR: no L_rec2 (whatever recon2_weight says), IR2
     holds no trainable parameter and keeps its weights bit for bit through real training steps, while IR1 learns."""
-    from sam4ir.train import TrainConfig, fit
+    from sam4ir.training.fit import TrainConfig, fit
 
     obj = objective(DistillWeights(recon2=5.0, spd=0.5, sgr=2.0))
     teacher, student = weights_of(obj.teacher_net), weights_of(obj.nets["ir1"])

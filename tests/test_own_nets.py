@@ -21,7 +21,7 @@ from sam4ir.io import read_image, write_image
 from sam4ir.method.objectives import DistillObjective, scale_warning
 from sam4ir.method.spf import build_ir2, spf_input
 from sam4ir.restore import main as restore_main
-from sam4ir.schema import parse_params, start_trace, stop_trace
+from sam4ir.params.schema import parse_params, start_trace, stop_trace
 from test_schema import PARAMS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -238,8 +238,8 @@ def test_distillation_warns_once_at_its_first_step(spd_weight, warns, capsys):
 
 
 def test_dvc_reads_the_arguments_at_model_args_model_name_and_sets_them_by_the_dotted_form(tmp_path):
-    """dvc.yaml declares ``model.args.${model.name}``: DVC splits that key on dots, so the arguments nest by the
-    path's dots (a flat ``'tests.own_nets:TinyDnCNN':`` key is not found); ``dvc exp run -S`` cannot name a key
+    """DVC splits params keys on dots (``dvc exp run -S model.args.<path>.<arg>=...``, ``dvc params diff``), so the
+    arguments nest by the path's dots (a flat ``'tests.own_nets:TinyDnCNN':`` key is not found); ``dvc exp run -S`` cannot name a key
     holding a colon, but sets the dotted form's arguments."""
     from dvc.dependency.param import read_param_file
     from dvc.fs import LocalFileSystem

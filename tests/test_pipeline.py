@@ -33,7 +33,7 @@ def tiny_params() -> dict:
 
 
 # Stages call `python`: the interpreter running the tests, even when its venv is not activated. Every stage process
-# of this module appends the params keys it read to TRACE (see sam4ir.config), checked against dvc.yaml at the end.
+# of this module appends the params keys it read to TRACE (see sam4ir.params.config), checked against dvc.yaml at the end.
 TRACE = Path(os.environ.get("TMPDIR", "/tmp")) / f"sam4ir-params-trace-{os.getpid()}.jsonl"
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
        "SAM4IR_TRACE_PARAMS": str(TRACE)}
@@ -273,18 +273,20 @@ BRANCHES = {
 }
 
 
-# dvc.yaml's `model.args.${model.name}`: the chosen network's arguments, whichever network an experiment chose (the
-# own-network test reads model.args.tests.own_nets.TinyDnCNN, the others model.args.nafnet)
+# dvc.yaml declares `model.args` whole (a key per chosen network, `model.args.${model.name}`, needs interpolation,
+# which costs DVC ~0.3 s per command: dvc.yaml's header); a stage reads the chosen network's arguments, whichever
+# network an experiment chose (the own-network test model.args.tests.own_nets.TinyDnCNN, the others
+# model.args.nafnet). Both stand for the same thing here; the networks not chosen are declared with them.
 CHOSEN = "model.args.<chosen network>"
 
 
 def chosen(keys) -> set[str]:
-    return {CHOSEN if key.startswith("model.args.") else key for key in keys}
+    return {CHOSEN if key == "model.args" or key.startswith("model.args.") else key for key in keys}
 
 
 def leaves(params, keys) -> set[str]:
     """The dotted leaf keys under ``keys`` (a section stands for all its fields; a mapping value is one leaf)."""
-    from sam4ir.schema import Section
+    from sam4ir.params.schema import Section
 
     found = set()
     for key in keys:
@@ -308,7 +310,7 @@ def test_every_stage_declares_exactly_the_params_it_reads(project):
     from dvc.dependency.param import ParamsDependency
     from dvc.repo import Repo
 
-    from sam4ir.config import load_params
+    from sam4ir.params.config import load_params
 
     params = load_params(project / "params.yaml")
     reads: dict[str, set[str]] = {}

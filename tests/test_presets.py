@@ -14,11 +14,12 @@ import pytest
 import torch
 import yaml
 
-from sam4ir import config, models, presets
+from sam4ir import models, presets
+from sam4ir.params import config
 from sam4ir.errors import Sam4irError
-from sam4ir.schema import parse_params
+from sam4ir.params.schema import parse_params
 from sam4ir.stages import run_stage
-from sam4ir.train import TrainConfig
+from sam4ir.training.fit import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "configs" / "paper"

@@ -24,7 +24,7 @@ from local_http import serve
 from test_io import full_disk
 
 import sam4ir
-from sam4ir.config import load_params
+from sam4ir.params.config import load_params
 from sam4ir.datasets.subimages import read_windows
 from sam4ir.errors import Sam4irError
 from sam4ir.io import read_image, read_label_map, write_image

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from sam4ir import config
+from sam4ir.params import config
 from sam4ir.errors import Sam4irError
-from sam4ir.schema import parse_params, start_trace, stop_trace
+from sam4ir.params.schema import parse_params, start_trace, stop_trace
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -157,7 +157,7 @@ def test_a_device_this_machine_lacks_is_one_line_naming_the_key(tmp_path, monkey
 
     import torch
 
-    from sam4ir.stages.args import load_task_params
+    from sam4ir.stages.shared.args import load_task_params
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for key, extra in (("train.device", {}), ("sam.device", {"sam.backend": "sam"})):
@@ -181,7 +181,7 @@ def test_data_max_pixels_limits_every_stage_s_decodes(tmp_path, monkeypatch):
 
     import sam4ir.io
     from sam4ir.io import read_image, write_image
-    from sam4ir.stages.args import load_task_params
+    from sam4ir.stages.shared.args import load_task_params
 
     monkeypatch.setattr(sam4ir.io, "MAX_PIXELS", sam4ir.io.MAX_PIXELS)  # restored after the test
     image = tmp_path / "a.png"

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from sam4ir.errors import Sam4irError
-from sam4ir.stages import tasks as stage_tasks
+from sam4ir.stages.shared import tasks as stage_tasks
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,8 +20,8 @@ FAKE_STAGE = '''
 import os, sys
 from pathlib import Path
 from sam4ir.stages import run_stage
-from sam4ir.stages.args import load_task_params, stage_args
-from sam4ir.stages.tasks import run_tasks
+from sam4ir.stages.shared.args import load_task_params, stage_args
+from sam4ir.stages.shared.tasks import run_tasks
 
 def run_task(args):
     load_task_params(args)
@@ -87,7 +87,7 @@ def test_one_at_a_time_runs_in_this_process_and_one_task_alone(stage):
 
 
 def test_auto_is_one_task_per_core_without_cuda_and_one_under_torchrun(stage, monkeypatch):
-    from sam4ir.config import load_params
+    from sam4ir.params.config import load_params
 
     params = yaml.safe_load(Path("params.yaml").read_text())
     Path("params.yaml").write_text(yaml.safe_dump({**params, "parallel_tasks": "auto"}))

@@ -15,10 +15,10 @@ from torch.utils.data import Dataset
 from sam4ir.errors import Sam4irError
 from sam4ir.models import build, save_model
 from sam4ir.method.objectives import BaselineObjective
-from sam4ir.schema import parse_params
-from sam4ir.stages.live import live_logger, open_live
+from sam4ir.params.schema import parse_params
+from sam4ir.stages.run import live_logger, open_live
 from sam4ir.stages.run import build_ir
-from sam4ir.train import DistInfo, SampleStream, TrainConfig, fit, rank_indices, saved_iter
+from sam4ir.training.fit import DistInfo, SampleStream, TrainConfig, fit, rank_indices, saved_iter
 from test_schema import with_value
 
 TINY = dict(width=4, enc_blk_nums=[1], middle_blk_num=1, dec_blk_nums=[1])
@@ -132,7 +132,7 @@ def test_a_damaged_resume_state_is_set_aside_in_one_line(tmp_path, capsys, damag
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)
-    from sam4ir.train import init_distributed
+    from sam4ir.training.fit import init_distributed
 
     info = init_distributed(torch.device("cpu"))
     obj = objective()

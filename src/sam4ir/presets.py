@@ -24,10 +24,10 @@ from pathlib import Path
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from sam4ir import config
+from sam4ir.params import config
 from sam4ir.errors import Sam4irError
 from sam4ir.io import write_bytes
-from sam4ir.schema import parse_params
+from sam4ir.params.schema import parse_params
 from sam4ir.stages import command_parser, run_stage
 
 PRESETS_DIR = Path("configs/paper")  # relative to the repository root, where DVC runs every stage

@@ -40,7 +40,7 @@ from sam4ir.errors import Sam4irError
 from sam4ir.inference import restore_image
 from sam4ir.io import read_image, write_image, write_json
 from sam4ir.stages import command_parser, run_stage
-from sam4ir.train import resolve_device
+from sam4ir.training.fit import resolve_device
 from sam4ir.progress import progress_bar
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")

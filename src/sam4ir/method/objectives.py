@@ -26,14 +26,14 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from sam4ir.errors import Sam4irError
-from sam4ir.losses import recon_loss
+from sam4ir.training.losses import recon_loss
 from sam4ir.method.analyzer import build_analyzer
 from sam4ir.method.sgr import sgr_loss
 from sam4ir.method.spd import spd_loss
 from sam4ir.method.spf import spf_input
 
 if TYPE_CHECKING:
-    from sam4ir.schema import Distill, Spf
+    from sam4ir.params.schema import Distill, Spf
 
 TEACHERS = ("frozen", "joint")
 TEACHER_INPUTS = ("student", "baseline")

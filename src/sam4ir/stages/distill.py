@@ -19,11 +19,11 @@ from pathlib import Path
 from sam4ir.method.objectives import DISTILL_METHODS, DistillObjective
 from sam4ir.models import load_model, load_weights
 from sam4ir.stages import run_stage
-from sam4ir.stages.args import load_task_params, stage_args
-from sam4ir.stages.paths import TEACHER_RUNS, TaskPaths
+from sam4ir.stages.shared.args import load_task_params, stage_args
+from sam4ir.stages.shared.paths import TEACHER_RUNS, TaskPaths
 from sam4ir.stages.run import build_ir, clear_resume, train_run
-from sam4ir.stages.tasks import run_tasks
-from sam4ir.train import TrainConfig
+from sam4ir.stages.shared.tasks import run_tasks
+from sam4ir.training.fit import TrainConfig
 
 
 def run_task(args: argparse.Namespace) -> None:

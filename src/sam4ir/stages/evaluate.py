@@ -31,11 +31,11 @@ from sam4ir.sam.names import IMAGE_BACKENDS
 from sam4ir.scores import summarise_scores
 from sam4ir.segmentation_check import matching_miou
 from sam4ir.stages import run_stage
-from sam4ir.stages.args import load_task_params, stage_args
-from sam4ir.stages.paths import EVALUATED, TaskPaths
-from sam4ir.stages.tasks import run_tasks
+from sam4ir.stages.shared.args import load_task_params, stage_args
+from sam4ir.stages.shared.paths import EVALUATED, TaskPaths
+from sam4ir.stages.shared.tasks import run_tasks
 from sam4ir.stages.sam_masks import build_segmenter
-from sam4ir.train import resolve_device
+from sam4ir.training.fit import resolve_device
 
 IR2_ROW = "ir2"
 IR2_ROWS = {IR2_ROW: "spf", "ir2_no_prior": "spf_no_prior"}  # row -> the SPF run whose IR2 it is (fed the baseline)

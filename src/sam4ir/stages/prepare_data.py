@@ -34,11 +34,11 @@ from sam4ir.fingerprint import write_fingerprint
 from sam4ir.errors import Sam4irError
 from sam4ir.io import header_size, read_image, write_image, write_json
 from sam4ir.progress import progress_bar
-from sam4ir.schema import Data, Params, check_image_sizes
+from sam4ir.params.schema import Data, Params, check_image_sizes
 from sam4ir.stages import run_stage
-from sam4ir.stages.args import load_task_params, stage_args
-from sam4ir.stages.paths import PREPARED, TaskPaths
-from sam4ir.stages.tasks import run_tasks
+from sam4ir.stages.shared.args import load_task_params, stage_args
+from sam4ir.stages.shared.paths import PREPARED, TaskPaths
+from sam4ir.stages.shared.tasks import run_tasks
 
 
 def import_folder(src: Path, out: Path, subimages: SubimageSpec | None = None) -> dict:

@@ -10,7 +10,7 @@ from typing import Callable
 
 import pandas as pd
 
-from sam4ir.config import load_params
+from sam4ir.params.config import load_params
 from sam4ir.io import atomic_path, write_json
 from sam4ir.method.spf import prior_channels
 from sam4ir.models import count_params, load_model
@@ -22,9 +22,9 @@ from sam4ir.report.provenance import workspace_commit
 from sam4ir.report.tables import (MAIN_COLUMNS, METHOD_LABELS, SECONDARY_COLUMNS, per_set_table, results_table,
                                   run_rows, sets_side_by_side, to_markdown)
 from sam4ir.report.verdict import verdict_section
-from sam4ir.schema import Params
+from sam4ir.params.schema import Params
 from sam4ir.stages import command_parser, run_stage
-from sam4ir.stages.paths import EVALUATED, TaskPaths
+from sam4ir.stages.shared.paths import EVALUATED, TaskPaths
 from sam4ir.stages.evaluate import IR2_ROW, IR2_ROWS
 
 OUT = Path("reports")

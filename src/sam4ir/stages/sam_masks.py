@@ -46,11 +46,11 @@ from sam4ir.sam import (SOURCE_DIRS, ClassicalSegmenter, SamSegmenter, ensure_ch
 from sam4ir.sam.controls import NoRegions, OracleRegions, PathLabeler, ShuffledRegions, regions_path
 from sam4ir.sam.extract import Segmenter, SourceImage, source_images
 from sam4ir.sam.ledger import MapLedger
-from sam4ir.schema import Params
+from sam4ir.params.schema import Params
 from sam4ir.stages import command_parser, run_stage
-from sam4ir.stages.args import load_task_params
-from sam4ir.stages.paths import MASKS, TaskPaths
-from sam4ir.stages.tasks import run_tasks
+from sam4ir.stages.shared.args import load_task_params
+from sam4ir.stages.shared.paths import MASKS, TaskPaths
+from sam4ir.stages.shared.tasks import run_tasks
 
 SPLITS = ("train", "test")
 SEGMENTATION_CODE = Path(sam_package.__file__).parent  # its modules decide what a label map is
@@ -59,7 +59,7 @@ RUN_LOGS = Path("data/logs/sam_masks")  # per-run timings: not a DVC out, so the
 
 def main(argv: list[str] | None = None) -> None:
     parser = command_parser(__doc__)
-    parser.add_argument("--task", help="one task of the params' tasks (default: every task; sam4ir.stages.tasks)")
+    parser.add_argument("--task", help="one task of the params' tasks (default: every task; sam4ir.stages.shared.tasks)")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--shard", default="0/1", help="i/n: process every n-th source image starting at the i-th")
     args = parser.parse_args(argv)

@@ -13,11 +13,11 @@ from sam4ir.method.objectives import SpfObjective
 from sam4ir.method.spf import build_ir2
 from sam4ir.models import load_weights
 from sam4ir.stages import run_stage
-from sam4ir.stages.args import load_task_params, stage_args
-from sam4ir.stages.paths import TaskPaths
+from sam4ir.stages.shared.args import load_task_params, stage_args
+from sam4ir.stages.shared.paths import TaskPaths
 from sam4ir.stages.run import build_ir, clear_resume, train_run
-from sam4ir.stages.tasks import run_tasks
-from sam4ir.train import TrainConfig
+from sam4ir.stages.shared.tasks import run_tasks
+from sam4ir.training.fit import TrainConfig
 
 SPF_METHODS = ("spf", "spf_no_prior")
 

@@ -4,11 +4,11 @@ import argparse
 
 from sam4ir.method.objectives import BaselineObjective
 from sam4ir.stages import run_stage
-from sam4ir.stages.args import load_task_params, stage_args
-from sam4ir.stages.paths import TaskPaths
+from sam4ir.stages.shared.args import load_task_params, stage_args
+from sam4ir.stages.shared.paths import TaskPaths
 from sam4ir.stages.run import build_ir, clear_resume, train_run
-from sam4ir.stages.tasks import run_tasks
-from sam4ir.train import TrainConfig
+from sam4ir.stages.shared.tasks import run_tasks
+from sam4ir.training.fit import TrainConfig
 
 
 def run_task(args: argparse.Namespace) -> None:

@@ -1,4 +1,4 @@
-"""Reading ``params.yaml``, once per stage, into the typed and frozen :class:`sam4ir.schema.Params`.
+"""Reading ``params.yaml``, once per stage, into the typed and frozen :class:`sam4ir.params.schema.Params`.
 
 ``SAM4IR_TRACE_PARAMS=<file>`` makes a process append the params keys it read, with its command line, to
 ``<file>`` (one JSON line) when it exits: how the pipeline test checks that each stage of ``dvc.yaml`` declares
@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from sam4ir.errors import Sam4irError
-from sam4ir.schema import Params, parse_params, start_trace
+from sam4ir.params.schema import Params, parse_params, start_trace
 
 TRACE_ENV = "SAM4IR_TRACE_PARAMS"
 _tracing = False

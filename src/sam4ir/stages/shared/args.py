@@ -1,20 +1,20 @@
-"""A stage's command line, and its params read once into the typed :class:`sam4ir.schema.Params`."""
+"""A stage's command line, and its params read once into the typed :class:`sam4ir.params.schema.Params`."""
 
 from __future__ import annotations
 
 import argparse
 
-from sam4ir.config import load_params
+from sam4ir.params.config import load_params
 from sam4ir.errors import Sam4irError
 from sam4ir.io import limit_pixels
-from sam4ir.schema import Params
+from sam4ir.params.schema import Params
 from sam4ir.stages import command_parser
 
 
 def stage_args(description: str, *, methods: tuple[str, ...] = ()) -> argparse.Namespace:
     parser = command_parser(description)
     parser.add_argument("--task", help="one task of the params' tasks, in this process (default: every task; "
-                                       "sam4ir.stages.tasks)")
+                                       "sam4ir.stages.shared.tasks)")
     parser.add_argument("--params", default="params.yaml")
     if methods:
         parser.add_argument("--method", required=True, choices=methods)

@@ -21,9 +21,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from sam4ir.config import load_params
+from sam4ir.params.config import load_params
 from sam4ir.errors import Sam4irError
-from sam4ir.schema import Params
+from sam4ir.params.schema import Params
 
 
 def cpu_cores() -> int:

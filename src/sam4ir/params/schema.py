@@ -28,14 +28,14 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PlainValidat
 
 from sam4ir.data import SOURCES, TASKS
 from sam4ir.errors import Sam4irError
-from sam4ir.losses import RECON_LOSSES
+from sam4ir.training.losses import RECON_LOSSES
 from sam4ir.method.analyzer import ANALYZERS
 from sam4ir.method.objectives import INITS, TEACHER_INPUTS, TEACHERS
 from sam4ir.method.spd import SPD_LOSSES
 from sam4ir.method.spf import IR2_INITS, PRIOR_CHANNELS
 from sam4ir.models import MODELS, NetworkError, check_imported, is_import_path, locate, no_feature_layer
 from sam4ir.sam.names import BACKENDS, CLASSICAL_METHODS, IMAGE_BACKENDS, SAM_AMP, SAM_MODEL_TYPES, SOURCE_DIRS
-from sam4ir.train import AMP_MODES
+from sam4ir.training.fit import AMP_MODES
 
 
 def one_of(names: Iterable[str]) -> Any:
@@ -282,7 +282,7 @@ def _nested(path: str) -> str:
 
 class NetworkArgs(Section):
     """Besides one optional entry per name of MODELS: imported networks' arguments, nested by their import paths'
-    dots (DVC splits params keys on dots: ``model.args.${model.name}`` in dvc.yaml must find them)."""
+    dots (DVC splits params keys on dots: ``dvc exp run -S model.args.<path>.<arg>=...`` must find them)."""
     model_config = ConfigDict(extra="allow")
 
     def check_packages(self) -> None:
@@ -434,7 +434,7 @@ def _unique(tasks: list[str]) -> list[str]:
 
 class Params(Section):
     tasks: Annotated[list[Task], Field(min_length=1), AfterValidator(_unique)]
-    parallel_tasks: Literal["auto"] | Count  # sam4ir.stages.tasks
+    parallel_tasks: Literal["auto"] | Count  # sam4ir.stages.shared.tasks
     data: Data
     sam: Sam
     model: Model

@@ -29,7 +29,7 @@ from sam4ir.io import save_torch
 from sam4ir.progress import progress_bar
 
 if TYPE_CHECKING:
-    from sam4ir.schema import Train
+    from sam4ir.params.schema import Train
 
 LogFn = Callable[[int, dict], None]
 AMP_MODES = ("none", "bf16")

@@ -32,7 +32,7 @@ class TaskPaths:
     def masks(self) -> Path:
         return self.root / "masks" / self.task
 
-    # runs/<method>/<task>: one DVC out per stage (a stage does every task: sam4ir.stages.tasks)
+    # runs/<method>/<task>: one DVC out per stage (a stage does every task: sam4ir.stages.shared.tasks)
     def run(self, method: str) -> Path:
         return self.root / "runs" / method / self.task
 
@@ -44,7 +44,7 @@ class TaskPaths:
         return self.root / ".resume" / f"{self.task}-{method}.pt"
 
     def resume_curves(self, method: str) -> Path:
-        # Beside the resume state, for the same reason: the curves logged before a kill (sam4ir.stages.live).
+        # Beside the resume state, for the same reason: the curves logged before a kill (sam4ir.stages.run).
         return self.root / ".resume" / f"{self.task}-{method}.live"
 
     @property
