@@ -272,7 +272,7 @@ BRANCHES = {
                      "data.subimages": "folder and download sources"},
     "sam_masks": {"sam.shuffle_from": "sam.backend: shuffled", "sam.shuffle_seed": "sam.backend: shuffled"},
     "control": STUDENT_BRANCHES, "no_prior": SPD_BRANCHES, "distill": SPD_BRANCHES,
-    "report": {"distill.recon2_weight": "distill.teacher: joint"},
+    "report": {"distill.recon2_weight": "distill.teacher: joint", "spf.detach_input": "distill.teacher: joint"},
 }
 
 

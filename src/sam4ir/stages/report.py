@@ -65,10 +65,12 @@ def schedule(params: Params) -> str:
     spf, d = params.spf, params.distill
     student = (f"from scratch for {params.train.iters} iterations (the baseline's recipe)" if d.init == "scratch"
                else f"from the baseline for {d.iters} iterations at lr {d.lr}")
-    teacher = "frozen" if d.teacher == "frozen" else f"trained on jointly (recon2_weight {d.recon2_weight})"
+    teacher = ("frozen" if d.teacher == "frozen" else
+               f"trained on jointly (recon2_weight {d.recon2_weight}, detach_input {spf.detach_input})")
     return (f"SPF: IR2 starts as `{spf.ir2_init}` and trains alone on the frozen baseline's output for "
             f"{spf.iters} iterations at lr {spf.lr}; SPD: IR1 {student}, teacher {teacher}, fed the "
-            f"{d.teacher_input}'s output (λ₁ = {d.spd_weight}, λ₂ = {d.sgr_weight}, analyzer `{d.analyzer}`)")
+            f"{d.teacher_input}'s output (λ₁ = {d.spd_weight} on `{d.analyzer}` with {d.spd_loss}, λ₂ = "
+            f"{d.sgr_weight} over regions of ≥ {d.sgr_min_pixels} px, at most {d.sgr_max_regions})")
 
 
 def per_set_section(per_set: pd.DataFrame) -> list[str]:
