@@ -24,16 +24,20 @@ def folder_files(folder: Path) -> list[Path]:
                   if p.is_file() and p.name != FINGERPRINT and not p.name.endswith(TEMP_SUFFIX))
 
 
-def write_fingerprint(folder: Path) -> dict:
-    """Write ``<folder>/fingerprint.json`` ({files, bytes, sha256}) from the folder's files; return it."""
+def digest_files(root: Path, files: list[Path]) -> dict:
+    """{files, bytes, sha256}: one sha256 over each file's path relative to ``root``, its size and its content."""
     digest, size = hashlib.sha256(), 0
-    files = folder_files(folder)
     for path in files:
         with open(path, "rb") as f:
             content = hashlib.file_digest(f, "sha256").digest()
         stat_size = path.stat().st_size
         size += stat_size
-        digest.update(f"{path.relative_to(folder).as_posix()}\0{stat_size}\0".encode() + content)
-    record = {"files": len(files), "bytes": size, "sha256": digest.hexdigest()}
+        digest.update(f"{path.relative_to(root).as_posix()}\0{stat_size}\0".encode() + content)
+    return {"files": len(files), "bytes": size, "sha256": digest.hexdigest()}
+
+
+def write_fingerprint(folder: Path) -> dict:
+    """Write ``<folder>/fingerprint.json`` ({files, bytes, sha256}) from the folder's files; return it."""
+    record = digest_files(folder, folder_files(folder))
     write_json(folder / FINGERPRINT, record)
     return record
