@@ -38,6 +38,8 @@ GROUPS: dict[str, dict[str, Command]] = {
         "distill": Command("sam4ir.stages.distill", "Train IR1 against the SPF teacher with the SPD and SGR losses."),
         "evaluate": Command("sam4ir.stages.evaluate", "Score the trained networks (PSNR/SSIM) on the test pairs."),
         "report": Command("sam4ir.stages.report", "Regenerate the tables, figures and image grids in reports/."),
+        "code": Command("sam4ir.stages.code",
+                        "Write data/code/<stage>.json: a fingerprint of exactly the code each stage runs."),
     },
     "reports over finished experiments (dvc exp show)": {
         "ablation": Command("sam4ir.stages.ablation_report",
