@@ -45,17 +45,41 @@ def test_the_fingerprint_follows_the_data_and_nothing_else(tmp_path):
     assert seen[-1] == seen[-3]  # the removal undid the new file: the same data, the same fingerprint
 
 
-def test_stages_read_data_folders_through_their_fingerprints():
-    """A stage that named a whole data folder would make DVC walk it again (the no-op cost at paper size), and
-    one that named a fingerprint no stage writes would never re-run."""
+def test_a_runs_fingerprint_covers_its_logs(tmp_path):
+    """A run's record stands for its checkpoints and its dvclive logs (two outs of one stage): a change in either
+    changes it, and the folder each file is in is part of what is hashed."""
+    run, live = make_folder(tmp_path / "runs" / "spf"), make_folder(tmp_path / "live" / "spf")
+    first = write_fingerprint(run, live)
+    assert first["files"] == 6 and not (live / FINGERPRINT).exists()
+    assert first != write_fingerprint(run)
+    assert write_fingerprint(run, live) == first
+    (live / "summary.json").write_text('{"val_psnr": 30}')
+    second = write_fingerprint(run, live)
+    assert second["sha256"] != first["sha256"]
+    (live / "train" / "input" / "b.png").rename(run / "train" / "b.png")  # the same file, in the other out
+    assert write_fingerprint(run, live)["sha256"] not in (first["sha256"], second["sha256"])
+
+
+def test_stages_read_folders_through_their_fingerprints():
+    """A stage that named another stage's folder out (or a folder holding outs) would make DVC walk it again on
+    every command (the no-op cost, at paper size ~18 s); one that named a fingerprint no stage writes would never
+    re-run. The only other files a stage reads inside an out are its own code fingerprint (data/code/<stage>.json)."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    folders = set()
-    for stage in stages.values():
-        folders |= {next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", [])}
-    data_folders = {f for f in folders if f.startswith(("data/prepared", "data/masks"))}
-    assert data_folders == {"data/prepared", "data/masks"}
+    outs = {name: {next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", [])}
+            for name, stage in stages.items()}
+    every_out = set().union(*outs.values())
+    fingerprinted = set()
     for name, stage in stages.items():
         for dep in stage["deps"]:
-            if dep.startswith(("data/prepared", "data/masks")):
-                assert dep.endswith("/" + FINGERPRINT), (name, dep)
-                assert dep.removesuffix("/" + FINGERPRINT) in data_folders
+            inside = [o for o in every_out if dep == o or dep.startswith(o + "/") or o.startswith(dep + "/")]
+            if not inside:
+                continue
+            assert inside != [dep] and not any(o.startswith(dep + "/") for o in inside), (name, dep)
+            if dep.startswith("data/code/"):
+                assert dep == f"data/code/{name}.json", (name, dep)
+                continue
+            assert dep.endswith("/" + FINGERPRINT), (name, dep)
+            fingerprinted.add(dep.removesuffix("/" + FINGERPRINT))
+    assert fingerprinted == {"data/prepared", "data/masks", "data/eval", *(f"data/runs/{m}" for m in
+                             ("baseline", "spf", "spf_no_prior", "control", "no_prior", "spd_sgr"))}
+    assert fingerprinted <= every_out

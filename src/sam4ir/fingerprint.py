@@ -5,12 +5,15 @@ sub-images and as many label maps) named by six downstream stages made a no-op `
 (``benchmarks/bench_dvc_scale.py``). The stage that writes a folder (its DVC out) therefore finishes by writing
 ``fingerprint.json`` inside it: a sha256 over the relative path, size and content of every file, computed from
 the files as they are on disk. Whatever changes the folder (a rerun, a repaired or replaced file) changes the
-fingerprint, and the stages that read the folder re-run.
+fingerprint, and the stages that read the folder re-run. A training run's fingerprint also covers its training logs
+(``data/runs/<method>/fingerprint.json``: the checkpoints and ``data/live/<method>``), the two outs its stage writes
+together: evaluate and report then depend on one file per run instead of walking both folders again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from sam4ir.io import TEMP_SUFFIX, write_json
@@ -36,8 +39,10 @@ def digest_files(root: Path, files: list[Path]) -> dict:
     return {"files": len(files), "bytes": size, "sha256": digest.hexdigest()}
 
 
-def write_fingerprint(folder: Path) -> dict:
-    """Write ``<folder>/fingerprint.json`` ({files, bytes, sha256}) from the folder's files; return it."""
-    record = digest_files(folder, folder_files(folder))
+def write_fingerprint(folder: Path, *others: Path) -> dict:
+    """Write ``<folder>/fingerprint.json`` ({files, bytes, sha256}) from the files of the folder and of ``others``
+    (folders the same stage writes beside it), paths relative to the folders' common parent; return it."""
+    folders = (folder, *others)
+    record = digest_files(Path(os.path.commonpath(folders)), [f for d in folders for f in folder_files(d)])
     write_json(folder / FINGERPRINT, record)
     return record

@@ -21,7 +21,7 @@ from sam4ir.io import write_json
 from sam4ir.stages import command_parser, run_stage
 
 OUT = Path("data/code")
-TRAINING = ("models", "data", "method", "training", "params", "stages/shared", "stages/run.py")
+TRAINING = ("models", "data", "method", "training", "params", "fingerprint.py", "stages/shared", "stages/run.py")
 # The code each stage runs, under src/sam4ir: its entry point and what decides its outputs (not io, errors, progress).
 CODE: dict[str, tuple[str, ...]] = {
     "prepare_data": ("data", "datasets", "download.py", "fingerprint.py", "params", "stages/shared",
@@ -34,7 +34,7 @@ CODE: dict[str, tuple[str, ...]] = {
     "no_prior": (*TRAINING, "stages/distill.py"),
     "distill": (*TRAINING, "stages/distill.py"),
     "evaluate": ("data/paired.py", "metrics.py", "scores.py", "inference.py", "segmentation_check.py", "method/spf.py",
-                 "sam", "params", "stages/shared", "stages/sam_masks.py", "stages/evaluate.py"),
+                 "fingerprint.py", "sam", "params", "stages/shared", "stages/sam_masks.py", "stages/evaluate.py"),
     "report": ("report", "cost.py", "method/spf.py", "params", "stages/shared", "stages/evaluate.py",
                "stages/report.py"),
 }

@@ -21,7 +21,7 @@ from sam4ir.models import load_model, load_weights
 from sam4ir.stages import run_stage
 from sam4ir.stages.shared.args import load_task_params, stage_args
 from sam4ir.stages.shared.paths import TEACHER_RUNS, TaskPaths
-from sam4ir.stages.run import build_ir, clear_resume, train_run
+from sam4ir.stages.run import build_ir, finish_run, train_run
 from sam4ir.stages.shared.tasks import run_tasks
 from sam4ir.training.fit import TrainConfig
 
@@ -54,7 +54,7 @@ def run_task(args: argparse.Namespace) -> None:
 
 def main() -> None:
     args = stage_args(__doc__, methods=DISTILL_METHODS)
-    run_tasks(args, run_task, forward=["--method", args.method], finish=clear_resume(args.method))
+    run_tasks(args, run_task, forward=["--method", args.method], finish=finish_run(args.method))
 
 
 if __name__ == "__main__":

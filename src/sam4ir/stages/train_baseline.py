@@ -6,7 +6,7 @@ from sam4ir.method.objectives import BaselineObjective
 from sam4ir.stages import run_stage
 from sam4ir.stages.shared.args import load_task_params, stage_args
 from sam4ir.stages.shared.paths import TaskPaths
-from sam4ir.stages.run import build_ir, clear_resume, train_run
+from sam4ir.stages.run import build_ir, finish_run, train_run
 from sam4ir.stages.shared.tasks import run_tasks
 from sam4ir.training.fit import TrainConfig
 
@@ -19,7 +19,7 @@ def run_task(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    run_tasks(stage_args(__doc__), run_task, finish=clear_resume("baseline"))
+    run_tasks(stage_args(__doc__), run_task, finish=finish_run("baseline"))
 
 
 if __name__ == "__main__":

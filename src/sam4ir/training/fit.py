@@ -207,7 +207,7 @@ def fit(objective: nn.Module, train_set: Dataset, cfg: TrainConfig, *, state_pat
                 record.update(validate())
         if log is not None and (step % cfg.log_every == 0 or "val_psnr" in record or step == cfg.iters):
             log(step, record)
-        if state_path is not None and (step % cfg.ckpt_every == 0 or step == cfg.iters):  # the last: see clear_resume
+        if state_path is not None and (step % cfg.ckpt_every == 0 or step == cfg.iters):  # the last: see finish_run
             _save_state(state_path, run_id, step, objective, opt, sched)
     bar.close()
 
