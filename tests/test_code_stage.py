@@ -4,6 +4,8 @@ that code changes and only then."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,15 @@ def test_every_stage_of_dvc_yaml_depends_on_its_own_code_fingerprint_and_every_e
             assert not [d for d in stage["deps"] if d.startswith("src/")], name  # code reaches it through its file
             assert code_files(Path(sam4ir.__file__).parent, CODE[name])
     assert stages["code"]["deps"] == ["src/sam4ir"] and stages["code"]["outs"] == ["data/code"]
+
+
+def test_dvc_ignores_bytecode_in_the_code_and_nothing_in_the_data():
+    """Bytecode under src/ must not reach the code stage's hash (it would re-run after every test run), and no ignore
+    pattern may reach the data outs: DVC matches a root .dvcignore against every file there on every command."""
+    assert not (REPO / ".dvcignore").exists()
+    paths = ["src/sam4ir/__pycache__/io.cpython-311.pyc", "src/sam4ir/io.pyc", "src/sam4ir/io.py",
+             "data/prepared/__pycache__/x.pyc", "data/masks/x.pyc"]
+    done = subprocess.run([sys.executable, "-m", "dvc", "check-ignore", *paths], cwd=REPO, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == paths[:2]
