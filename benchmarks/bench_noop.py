@@ -6,13 +6,17 @@ Clones the repository ``--repo`` (default: this checkout) at ``--rev`` into a te
 dir --local``: nothing is copied, nothing trained), ``dvc checkout``, runs one ``dvc repro`` (it must find every
 stage up to date: the committed ``dvc.lock`` matches the cache; it also fills DVC's state of file hashes, as a user's
 first command does), then ``--series`` series of ``--runs`` timed ``dvc repro`` commands. Prints each series' runs
-and median wall time, and the median of all runs. Time it on a quiet machine: a training beside it doubles the figure.
+and median wall time, the median of all runs, and the interpreter with its speed on a fixed pure-Python loop: DVC is
+pure Python, so the figure scales with the interpreter's build (a Python without PGO/LTO, built with
+``--enable-shared``, as pyenv builds by default, runs that loop at about half the speed of a distribution's).
+Time it on a quiet machine: a training beside it doubles the figure.
 Prints figures only.
 """
 
 from __future__ import annotations
 
 import argparse
+import platform
 import shutil
 import statistics
 import subprocess
@@ -39,6 +43,17 @@ def timed_noop(clone: Path) -> float:
     if "Running stage" in out:
         sys.exit(f"bench_noop: not a no-op, a stage ran:\n{out}")
     return took
+
+
+def loop_seconds() -> float:
+    """This interpreter's time for a fixed pure-Python loop (best of 3): what makes figures of two machines comparable."""
+    best = float("inf")
+    for _ in range(3):
+        start, total = time.perf_counter(), 0
+        for i in range(3_000_000):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def main() -> None:
@@ -68,6 +83,7 @@ def main() -> None:
                   + f" s; median {statistics.median(runs):.2f} s")
         print(f"commit {commit}: no-op dvc repro median {statistics.median(every):.2f} s over {len(every)} runs "
               f"(min {min(every):.2f}, max {max(every):.2f})")
+        print(f"python {platform.python_version()} ({sys.executable}): 3M-addition loop {loop_seconds():.2f} s")
     finally:
         if args.keep:
             print(f"clone kept: {clone}")

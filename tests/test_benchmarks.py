@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -91,9 +92,11 @@ def test_bench_noop_times_a_fresh_clone_and_refuses_a_repo_whose_lock_is_stale(t
     subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-qm", "a"], cwd=repo, check=True)
     out = run("bench_noop.py", "--repo", str(repo), "--runs", "2", "--series", "1", cwd=tmp_path)
-    series, summary = out.strip().splitlines()
+    series, summary, interpreter = out.strip().splitlines()
     assert len(re.findall(r"\d+\.\d\d", series.split(";")[0])) == 2
     assert re.search(r"no-op dvc repro median \d+\.\d\d s over 2 runs", summary), summary
+    assert re.fullmatch(rf"python {re.escape(platform.python_version())} \(.+\): 3M-addition loop \d+\.\d\d s",
+                        interpreter), interpreter
 
     (repo / "dvc.yaml").write_text((repo / "dvc.yaml").read_text().replace("'a')", "'b')"))
     subprocess.run([*git, "commit", "-qam", "stale lock"], cwd=repo, check=True)
