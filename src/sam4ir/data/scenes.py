@@ -62,7 +62,8 @@ def dead_leaves_scene(rng: np.random.Generator, photos: list[np.ndarray], size: 
     Shapes are painted back to front; radii follow a dead-leaves power law p(r) ~ r^-2 between ``size/10`` and
     ``size/2``. Edges are hard, so the segment map is exact at every pixel.
     """
-    from sam4ir.sam.label_map import segments_to_label_map  # here: importing SAM's package costs every stage 2 s
+    # imported here, not at the top: sam4ir.sam loads segment-anything, which importers of the data sources need not
+    from sam4ir.sam.label_map import segments_to_label_map
 
     image = _fill(rng, photos, size, flat_fraction).copy()
     labels = np.zeros((size, size), np.int32)
