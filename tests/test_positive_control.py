@@ -149,7 +149,7 @@ def runs(gains: list[float], lead: float = 2.0, task: str = "denoise", schedule:
 def test_the_sentence_reflects_the_numbers():
     clear = pd.concat([runs([0.10, 0.12, 0.11]), runs([0.01, -0.02, 0.015], task="derain", lead=1.0)])
     text = sentence(clear)
-    assert "denoise +2.00 dB" in text and "derain +1.00 dB" in text
+    assert "+2.00 dB on denoise" in text and "+1.00 dB on derain" in text
     assert "denoise +0.110 ± 0.010 dB (5.5 ± 0.5% of the lead, above zero at 3 seeds)" in text
     assert "derain +0.002 ± 0.019 dB (0.2 ± 1.9% of the lead, not distinguishable from zero at 3 seeds)" in text
     table = summary(clear, "test")

@@ -63,7 +63,7 @@ def sentence(runs: pd.DataFrame, split: str = "test") -> str:
     if table.empty:
         return f"No positive-control run has scores on the {split} split."
     leads = table.drop_duplicates("task")
-    lead_text = ", ".join(f"{r.task} {r.lead:+.2f} dB" for r in leads.itertuples())
+    lead_text = ", ".join(f"{r.lead:+.2f} dB on {r.task}" for r in leads.itertuples())
     parts = []
     for name, group in table.groupby("schedule", sort=False):
         cells = "; ".join(f"{r.task} {r.gain_mean:+.3f} ± {r.gain_std:.3f} dB ({_percent(r.share_mean, r.share_std)} "
@@ -114,7 +114,9 @@ def figure(runs: pd.DataFrame, path: Path, split: str = "test") -> None:
 def write_report(runs: pd.DataFrame, out: Path, *, tasks: list[str]) -> None:
     """``out/positive_control.{md,csv,png}`` from ``runs``: the sentence, the headline table (test split), the
     schedules tried on the validation split, and every row in the CSV."""
-    runs = runs[runs.task.isin(tasks)]
+    order = {name: i for i, name in enumerate(dict.fromkeys(runs.schedule))}
+    runs = runs[runs.task.isin(tasks)].assign(_s=runs.schedule.map(order), _t=runs.task.map(tasks.index))
+    runs = runs.sort_values(["_s", "_t", "seed"], kind="stable").drop(columns=["_s", "_t"])
     commit, seeds = code_commit(), sorted({int(s) for s in runs.seed})
     test, val = summary(runs, "test"), summary(runs, "val")
     first = runs.drop_duplicates("task")
@@ -129,6 +131,13 @@ def write_report(runs: pd.DataFrame, out: Path, *, tasks: list[str]) -> None:
              f"PSNR (BasicSR, the evaluate stage's conventions) on the test split; distilled − control paired by seed "
              f"(mean ± std over seeds). Rule: {RULE}. Minutes: wall time of the distilled and control runs together, "
              "on a shared 2-core CPU (indicative).", ""]
+    warned = runs.dropna(subset=["scale_warning"]).drop_duplicates(["task", "schedule"]) if "scale_warning" in runs \
+        else runs.iloc[:0]
+    if not warned.empty:
+        lines += ["The objective's first-step check of the distillation term's pull against L_rec¹ (gradient norms on "
+                  "IR1's weights):", "",
+                  *[f"- {r.task}, {r.schedule} (seed {r.seed}): {r.scale_warning.removeprefix('sam4ir: warning: first distillation step: ')}"
+                    for r in warned.itertuples()], ""]
     if not val.empty:
         lines += ["## Schedules tried on the validation split", "",
                   "Every schedule, candidates included, scored on the validation split only: a schedule to recommend "

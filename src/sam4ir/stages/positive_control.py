@@ -333,7 +333,7 @@ def run_rows(control: TaskControl, schedules: list[str], seeds: list[int], bar) 
                              "distilled_psnr": arms[True]["psnr"][split], "control_psnr": arms[False]["psnr"][split],
                              "distilled_minutes": arms[True]["minutes"], "control_minutes": arms[False]["minutes"],
                              "teacher_params": teacher["params"], "width_factor": WIDTH_FACTOR, "baseline_params": teacher["baseline_params"],
-                             "teacher_minutes": teacher["minutes"]})
+                             "teacher_minutes": teacher["minutes"], "scale_warning": arms[True]["scale_warning"]})
     return rows
 
 
