@@ -8,14 +8,19 @@ writes), so the test follows DVC's layout rather than a hand-written copy of it.
 from __future__ import annotations
 
 import json
+import sys
 from itertools import combinations
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from dvc.repo.experiments.serialize import ExpExecutor, ExpRange, ExpState, SerializableError, SerializableExp
 
-from sam4ir.report.ablation import deltas_vs_control, experiment_rows, figure, summarise, unfinished
+from sam4ir.errors import Sam4irError
+from sam4ir.report import ablation
+from sam4ir.report.ablation import deltas_vs_control, experiment_rows, figure, read_runs, summarise, unfinished
 from sam4ir.report.provenance import provenance
+from sam4ir.stages.report import write_csv
 
 BASELINE = "abc1234" + "0" * 33
 TASKS = ("derain", "deblur")
@@ -125,3 +130,90 @@ def test_figure_has_no_overlapping_labels_and_names_commit_and_seeds():
     assert {t.get_text() for t in legend.get_texts()} == set(rows.config)
     right = max(ax.get_window_extent(renderer).x1 for ax in fig.axes)
     assert legend.get_window_extent(renderer).x0 >= right
+
+
+DEFAULTS = {"train.seed": 0, "train.betas": "[0.9, 0.9]", "distill.spd_weight": 1.0, "distill.sgr_weight": 1.0,
+            "sam.backend": "classical"}
+
+
+def test_a_runs_table_gives_its_rows_back_and_a_subset_is_its_own_study(tmp_path, monkeypatch):
+    """A page is regenerated from the runs table it wrote: the same rows, configurations named against the
+    commit's params (here faked: no such commit in this repository)."""
+    monkeypatch.setattr(ablation, "commit_params", lambda commit: DEFAULTS)
+    rows = experiment_rows(exp_show(), experiments_only=True)
+    assert set(rows.config) == {"distill.sgr_weight=1.0", "distill.sgr_weight=0.5"}
+    write_csv(tmp_path / "runs.csv", rows)
+    back = read_runs(tmp_path / "runs.csv")
+    assert list(back.columns) == list(rows.columns) and back.config.tolist() == rows.config.tolist()
+    keys = ["experiment", "commit", "seed", "task", "method", "distill.sgr_weight"]
+    pd.testing.assert_frame_equal(back[keys], rows[keys])
+    assert (back.psnr - rows.psnr).abs().max() < 1e-6 and (back.ssim - rows.ssim).abs().max() < 1e-6
+    half = read_runs(tmp_path / "runs.csv", prefix="sgr0.5")
+    assert set(half.config) == {"distill.sgr_weight=0.5"} and set(half.seed) == {0, 1, 2}
+    full = read_runs(tmp_path / "runs.csv", prefix="sgr1.0")  # changed nothing: no param column left
+    assert set(full.config) == {"defaults"} and "distill.sgr_weight" not in full
+
+
+def test_a_file_that_is_not_a_runs_table_is_one_line(tmp_path):
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(Sam4irError, match=r"x.csv: not a runs table .* missing experiment, commit, seed, task"):
+        read_runs(tmp_path / "x.csv")
+    with pytest.raises(Sam4irError, match="nothing.csv: cannot read it as a table"):
+        read_runs(tmp_path / "nothing.csv")
+    with pytest.raises(Sam4irError, match="no experiment whose name starts with 'zz'"):
+        write_csv(tmp_path / "r.csv", experiment_rows(exp_show(), experiments_only=True))
+        read_runs(tmp_path / "r.csv", prefix="zz")
+
+
+def _page(tmp_path: Path, monkeypatch, *argv: str) -> dict[str, bytes]:
+    """Run `sam4ir mechanism` in ``tmp_path`` with ``argv``; the bytes of every file it wrote."""
+    from sam4ir.stages import ablation_report, mechanism_report
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ablation, "commit_params", lambda commit: DEFAULTS)
+    monkeypatch.setattr(ablation_report, "commit_params", lambda commit: DEFAULTS)
+    monkeypatch.setattr(ablation_report, "_commit_time", lambda commit: 0)
+    monkeypatch.setattr(sys, "argv", ["sam4ir mechanism", *argv])
+    mechanism_report.main()
+    return {p.name: p.read_bytes() for p in sorted((tmp_path / "reports").iterdir())}
+
+
+def test_a_page_regenerated_from_its_runs_table_is_the_same_bytes(tmp_path, monkeypatch):
+    """From `dvc exp show` output, then twice from the runs table it wrote: the same page, naming the
+    experiments, their commit and the runs table, never the file the rows were read from; the same figure bytes."""
+    (tmp_path / "exp.json").write_text(json.dumps(exp_show()))
+    first = _page(tmp_path, monkeypatch, "--json", "exp.json", "--out", "study")
+    second = _page(tmp_path, monkeypatch, "--runs", "reports/study_runs.csv", "--out", "study")
+    third = _page(tmp_path, monkeypatch, "--runs", "reports/study_runs.csv", "--out", "study")
+    assert sorted(first) == ["study.csv", "study.md", "study.png", "study_runs.csv"]
+    assert second == third
+    page = second["study.md"].decode()
+    # the same text but where a verdict sits on its boundary (this data's mean = 2 std exactly): the runs table
+    # holds six decimals
+    same = [a == b for a, b in zip(page.splitlines(), first["study.md"].decode().splitlines())]
+    assert sum(same) >= len(same) - 8
+    lines = page.splitlines()
+    assert lines[0] == "# Does the student inherit the teacher's gain? Distillation settings compared"
+    assert lines[2].startswith("With 3 seeds per configuration, with priors from the classical stand-in for SAM "
+                               "(`sam.backend: classical`), the distilled network ")
+    assert lines[2].endswith("the teacher's largest gain from its priors is +0.500 ± 0.000 dB on deblur (one teacher "
+                             "for every configuration), above zero at 3 seeds.")
+    assert lines[4].startswith("| config | task |")
+    assert "Source: 6 finished experiment(s) of commit abc1234, seeds [0, 1, 2]: sgr0.5-s0," in page
+    assert "Regenerate: `sam4ir mechanism --runs reports/study_runs.csv --out study`." in page
+    assert "exp.json" not in page and str(tmp_path) not in page
+
+
+def test_mechanism_figure_labels_do_not_overlap():
+    from sam4ir.report.mechanism import effects_per_run
+    from sam4ir.stages.mechanism_report import figure as mechanism_figure
+
+    rows = experiment_rows(exp_show(), experiments_only=True)
+    fig = mechanism_figure(effects_per_run(rows), "title")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    drawn = [t for ax in fig.axes for t in ax.get_xticklabels()  # the locator also lists ticks beyond the axis
+             if min(ax.get_xlim()) <= t.get_position()[0] <= max(ax.get_xlim())]
+    texts = [fig._supxlabel, *drawn, *(t for ax in fig.axes for t in (*ax.get_yticklabels(), ax.xaxis.label, ax.title))]
+    boxes = [t.get_window_extent(renderer) for t in texts if t.get_visible() and t.get_text()]
+    assert not any(a.overlaps(b) for a, b in combinations(boxes, 2))

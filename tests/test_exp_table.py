@@ -62,3 +62,14 @@ def test_printed_tables_show_each_experiment_and_the_ranking_at_three_decimals(r
     assert summary.loc["distill.sgr_weight=0.5", "best"] == "<- best"
     assert (summary.drop(index="distill.sgr_weight=0.5").best == "").all()
     assert max(map(len, configs.to_string(index=False).splitlines())) <= 120
+
+
+def test_a_single_experiment_is_named_by_what_it_changed_and_not_ranked():
+    """One experiment of the sweep alone: its configuration reads `distill.sgr_weight=0.5` (what it changed from
+    its baseline commit), and with nothing to rank against it is not marked best."""
+    show = exp_show()
+    show[0]["experiments"] = [e for e in show[0]["experiments"] if e["name"] == "sgr0.5-s1"]
+    runs, configs = exp_tables(experiment_rows(show, experiments_only=True))["derain"]
+    assert list(runs["changed params"]) == ["distill.sgr_weight=0.5"] and list(runs.seed) == [1]
+    assert list(configs["changed params"]) == ["distill.sgr_weight=0.5"] and list(configs.best) == [""]
+    assert "<- best" not in configs.to_string()

@@ -1,17 +1,19 @@
-"""The restored-image grids: a bounded number of scenes, evenly spread over the test split; one band per scene
-with the methods side by side and their error maps; one picture a scene for `dvc plots diff`."""
+"""The figures: restored-image grids (a bounded number of scenes, evenly spread over the test split; one band per
+scene with the methods side by side and their error maps; one picture a scene for `dvc plots diff`), and the
+training curves (the distillation phase on its own axes, every method visible, the same bytes twice)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from PIL import Image
 
 from sam4ir.io import write_image
 from sam4ir.report.figures import (MAX_SCENES, error_map, image_psnr, pick_scenes, restoration_panels,
-                                   scene_grid)
+                                   scene_grid, training_curves)
 
 COLUMNS = ["input", "baseline", "spd_sgr", "target"]
 
@@ -63,3 +65,33 @@ def test_image_psnr_reads_evaluates_per_image_scores(tmp_path):
     pd.DataFrame({"task": ["derain"] * 2, "method": ["baseline", "spd_sgr"], "set": ["test"] * 2,
                   "name": ["scene_000", "scene_000"], "psnr": [25.5, 26.0]}).to_csv(tmp_path / "p.csv", index=False)
     assert image_psnr(tmp_path / "p.csv") == {("baseline", "scene_000"): 25.5, ("spd_sgr", "scene_000"): 26.0}
+
+
+def _curves() -> pd.DataFrame:
+    """Validation PSNR as the report reads it: a long baseline, then short runs started from its end, two of them
+    on the very same values (so one would hide the other without its own style)."""
+    rows = [("derain", "baseline", "baseline training", s, 20 + s / 100) for s in range(50, 1250, 50)]
+    for method, shift in (("control", 0.0), ("no_prior", 0.0), ("spd_sgr", 0.05)):
+        rows += [("derain", method, "distillation", s, 32 + shift + s / 1000) for s in (0, 50, 100)]
+    return pd.DataFrame(rows, columns=["task", "method", "phase", "step", "value"])
+
+
+def test_training_curves_give_distillation_its_own_axes_and_every_method_a_style(tmp_path, monkeypatch):
+    phases = {"baseline training": "training step", "distillation": "step after the baseline's end"}
+    figures, original = [], plt.Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        figures.append(fig)
+        return original(fig, *args, **kwargs)
+
+    monkeypatch.setattr(plt.Figure, "savefig", keep)
+    training_curves(_curves(), tmp_path / "a.png", "validation PSNR", phases)
+    training_curves(_curves(), tmp_path / "b.png", "validation PSNR", phases)
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()  # no date, no version stamp
+    top, bottom = figures[0].axes[:2]
+    assert top.get_ylabel() == bottom.get_ylabel() == "validation PSNR (dB)"
+    assert bottom.get_xlim()[1] < 200 < top.get_xlim()[1]  # the 100 distillation steps span their own axis
+    styles = {line.get_label(): (line.get_linestyle(), line.get_marker()) for line in bottom.get_lines()}
+    assert set(styles) == {"control", "no_prior", "spd_sgr"} and len(set(styles.values())) == 3
+    (legend,) = figures[0].legends
+    assert [t.get_text() for t in legend.get_texts()] == ["baseline", "control", "no_prior", "spd_sgr"]

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from dvc.repo.experiments.serialize import ExpExecutor, ExpRange, ExpState, SerializableExp
 
-from sam4ir.report.paper_tables import paper_table, table_rows
+from sam4ir.errors import Sam4irError
+from sam4ir.report.paper_tables import paper_table, read_table_rows, table_rows
 from sam4ir.stages.paper_tables import build
 
 BASELINE = "def5678" + "0" * 33
@@ -85,9 +87,31 @@ def test_experiments_that_change_other_params_are_left_out():
     assert "nafnet-s0" not in set(rows.experiment) and len(set(rows.experiment)) == 5
 
 
-def test_pages_name_commit_seeds_and_axis(tmp_path):
-    _, main_md = build("main", exp_show(), "exp.json")
-    assert "def5678" in main_md and "seeds [0, 1, 2]" in main_md and "| nafnet |" in main_md
-    sam_table, sam_md = build("sam_size", exp_show(), "exp.json")
+def test_pages_open_with_the_answer_and_name_experiments_commit_and_runs_table(tmp_path):
+    rows = table_rows(exp_show(), "model.name")
+    _, main_md = build("main", rows)
+    lines = main_md.splitlines()
+    assert lines[0] == "# Main table: every IR model with and without the method" and lines[1] == ""
+    assert lines[2].startswith("With 3 seeds per configuration, with priors from SAM's masks (`sam.backend: sam`), the distilled "
+                               "network beats its controls (the control run and its no-prior twin) only with "
+                               "`model.name=nafnet` on derain:")
+    assert lines[4].startswith("| config | task | distilled − control (dB) |")
+    assert "teacher IR2 − baseline IR1 (dB)" in lines[4] and "teacher − student" not in main_md
+    assert "Source: 6 finished experiment(s) of commit def5678, seeds [0, 1, 2]: hinet-s0," in main_md
+    assert "Regenerate: `sam4ir paper-tables main --runs reports/main_runs.csv`." in main_md
+    assert "/tmp" not in main_md and "| nafnet |" in main_md
+    sam_table, sam_md = build("sam_size", table_rows(exp_show(), "sam.model_type"))
     assert set(sam_table["sam.model_type"]) == {"vit_b"} and "segments_per_image" in sam_md
     assert sam_table.segments_per_image.iloc[0] == pytest.approx(11.0)
+
+
+def test_a_table_is_regenerated_from_its_runs_table(tmp_path):
+    """What the command writes as <kind>_runs.csv gives the same table and page back."""
+    rows = table_rows(exp_show(), "model.name")
+    table, text = build("main", rows)
+    rows.to_csv(tmp_path / "main_runs.csv", index=False)
+    again, again_text = build("main", read_table_rows(tmp_path / "main_runs.csv", "model.name"))
+    assert again_text == text
+    pd.testing.assert_frame_equal(again, table, check_dtype=False)
+    with pytest.raises(Sam4irError, match="main_runs.csv: not the rows of a paper table .missing sam.model_type"):
+        read_table_rows(tmp_path / "main_runs.csv", "sam.model_type")

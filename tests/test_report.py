@@ -99,14 +99,15 @@ def test_ablation_gains_over_control_with_spread_over_seeds():
     rows = experiment_rows(exp_show)
     assert len(rows) == 8 and set(rows.method) == {"control", "spd_sgr"}  # 4 distinct runs x 2 methods
     gains = summarise(deltas_vs_control(rows)).set_index("config")
-    # every differing param but the seed defines a configuration: the l2 run is not a third "seed"
-    assert set(gains.index) == {"distill.sgr_weight=1.0 distill.spd_loss=l1", "distill.sgr_weight=0.5 distill.spd_loss=l1",
-                                "distill.sgr_weight=1.0 distill.spd_loss=l2"}
-    full = gains.loc["distill.sgr_weight=1.0 distill.spd_loss=l1"]
+    # every changed param but the seed defines a configuration (the l2 run is not a third "seed"), named by what
+    # it changed from HEAD; the workspace (HEAD's params, seed 0) and seed-1 are the same configuration
+    assert set(gains.index) == {"defaults", "distill.sgr_weight=0.5", "distill.spd_loss=l2"}
+    full = gains.loc["defaults"]
     assert full.runs == 2 and full.d_psnr == pytest.approx(0.75) and full.d_psnr_std == pytest.approx(0.3535534, abs=1e-6)
     assert full.d_ssim == pytest.approx(0.1)
-    assert gains.loc["distill.sgr_weight=0.5 distill.spd_loss=l1", "d_psnr"] == pytest.approx(0.25)
-    assert gains.loc["distill.sgr_weight=1.0 distill.spd_loss=l2", "d_psnr"] == pytest.approx(-0.5)
+    assert gains.loc["distill.sgr_weight=0.5", "d_psnr"] == pytest.approx(0.25)
+    assert gains.loc["distill.spd_loss=l2", "d_psnr"] == pytest.approx(-0.5)
+    assert rows.set_index("experiment").loc["l2", "distill.spd_loss"].iloc[0] == "l2"  # the changed params' text
 
 
 def _prior_run(name: str | None, seed: int, backend: str, ours: float, no_prior: float) -> dict:
@@ -164,3 +165,111 @@ def test_an_interrupted_report_leaves_no_results_md_beside_newer_files(tmp_path)
     publish([lambda: order.append(entry.exists()), lambda: write_text(csv, "newer\n")], entry, "new report\n")
     assert order == [False] and entry.read_text() == "new report\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv", "results.md"]
+
+
+def _metrics(student: float, teacher: float) -> dict:
+    """One task's evaluate metrics: the distilled student ``student`` dB above both controls, the teacher
+    ``teacher`` dB above its no-prior twin."""
+    psnr = {"baseline": 25.0, "control": 25.1, "no_prior": 25.1, "spd_sgr": 25.1 + student, "ir2": 25.5 + teacher,
+            "ir2_no_prior": 25.5}
+    return {"input": {"psnr": 20.0, "ssim": 0.4}, **{m: {"psnr": v, "ssim": 0.8} for m, v in psnr.items()}}
+
+
+def test_results_md_opens_with_its_answer_then_the_table(monkeypatch):
+    """results.md's first line under the title answers whether the distilled network beats its controls on this
+    run and with which priors; the table follows; no "Verdict" heading, no "no verdict"."""
+    from sam4ir.stages import report
+
+    monkeypatch.setattr(report, "code_commit", lambda: "commit 0123abcd")
+    summary = {"derain": _metrics(-0.02, 0.1), "deblur": _metrics(-0.01, -0.03)}
+    lines = report.opening(summary, 3, {"derain": "classical", "deblur": "classical"}, ["derain", "deblur"])
+    assert lines[:2] == ["# sam4ir results", ""]
+    assert lines[2] == (
+        "On this run (seed 3), with priors from the classical stand-in for SAM (`sam.backend: classical`), the "
+        "distilled network does not beat its controls (the control run and its no-prior twin) on any of the 2 tasks: "
+        "distilled − control -0.020 to -0.010 dB, distilled − no-prior -0.020 to -0.010 dB; the teacher's largest "
+        "gain from its priors is +0.100 dB on derain, one run, so no spread.")
+    table = lines[4].splitlines()
+    assert table[0] == ("| task | distilled − control (dB) | distilled − no-prior (dB) | teacher IR2 − baseline IR1 (dB) "
+                        "| teacher − no-prior teacher (dB) |")
+    assert table[2] == "| derain | -0.020 | -0.020 | +0.600 | +0.100 |" and table[3].startswith("| deblur |")
+    text = "\n".join(lines)
+    assert "Verdict" not in text and "no verdict" not in text and "teacher − student" not in text
+    assert "Code: commit 0123abcd (the last to change `src`, `params.yaml` or `dvc.yaml`)" in text
+
+
+def test_a_sam_run_names_sams_priors(monkeypatch):
+    from sam4ir.stages import report
+
+    monkeypatch.setattr(report, "code_commit", lambda: "commit 0123abcd")
+    lines = report.opening({"derain": _metrics(0.3, 0.2)}, 0, {"derain": "sam"}, ["derain"])
+    assert lines[2].startswith("On this run (seed 0), with priors from SAM's masks (`sam.backend: sam`), the distilled "
+                               "network beats its controls (the control run and its no-prior twin) on derain:")
+
+
+def _nets():
+    from torch import nn
+
+    return nn.Conv2d(3, 3, 3, padding=1), nn.Conv2d(3, 3, 3, padding=1), nn.Conv2d(4, 3, 3, padding=1)
+
+
+def test_latency_lives_apart_from_the_cost_table(tmp_path):
+    """cost.csv is a function of the networks (byte-identical twice); the latency, a measurement of the machine,
+    is latency.csv, which results.md links in one line."""
+    from sam4ir.report.cost_table import LATENCY_COLUMNS, cost_table, latency_table
+    from sam4ir.stages.report import latency_line, write_csv
+
+    kwargs = {"prior_channels": 1, "size": 32}
+    for name in ("a", "b"):
+        write_csv(tmp_path / f"cost_{name}.csv", cost_table(*_nets(), sam_model_type="vit_b", **kwargs))
+    assert (tmp_path / "cost_a.csv").read_bytes() == (tmp_path / "cost_b.csv").read_bytes()
+    cost = pd.read_csv(tmp_path / "cost_a.csv")
+    assert not any("latency" in c for c in cost.columns)
+    assert list(cost.params[:2]) == [84, 84] and cost.needs_sam.tolist() == [False, False, True]
+    latency = latency_table(*_nets(), runs=2, **kwargs)
+    assert list(latency.columns) == LATENCY_COLUMNS and len(latency) == 3
+    assert (latency.latency_ms > 0).all() and latency.latency_ratio.iloc[0] == 1.0 and (latency.runs == 2).all()
+    assert latency.cpu.iloc[0] and (latency.threads >= 1).all()
+    empty = latency_table(*_nets(), runs=0, **kwargs)
+    assert empty.empty and list(empty.columns) == LATENCY_COLUMNS
+    assert latency_line(20, 256) == ("CPU latency (median of 20 runs on one 256×256 image) is a measurement of the "
+                                     "machine, not a result: [`latency.csv`](latency.csv).")
+    assert latency_line(0, 256) == "No latency measured (`report.latency_runs: 0`)."
+
+
+def _git(cwd: Path, *args: str) -> str:
+    import subprocess
+
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           "HOME": str(cwd), "PATH": "/usr/bin:/bin:/usr/local/bin"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_code_commit_is_the_last_that_changed_the_code(tmp_path, monkeypatch):
+    """A later commit that touches only reports leaves the line as it was, so a fresh clone of it reproduces
+    results.md; an edit under src/ not yet committed is said."""
+    from sam4ir.report.provenance import code_commit
+
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.py").write_text("x = 1\n")
+    (tmp_path / "params.yaml").write_text("a: 1\n")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "code")
+    code = _git(tmp_path, "rev-parse", "HEAD")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "results.md").write_text("r\n")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "reports")
+    monkeypatch.chdir(tmp_path)
+    assert code_commit() == f"commit {code[:8]}"
+    (tmp_path / "src" / "a.py").write_text("x = 2\n")
+    assert code_commit() == f"commit {code[:8]} + uncommitted changes"
+    monkeypatch.chdir(tmp_path / "reports")  # inside the checkout, from a folder below its root: still the root's
+    assert code_commit().startswith(f"commit {code[:8]}")
+
+
+def test_image_grids_show_the_no_prior_run():
+    from sam4ir.stages.report import GRID_COLUMNS
+
+    assert GRID_COLUMNS.index("control") < GRID_COLUMNS.index("no_prior") < GRID_COLUMNS.index("spd_sgr")

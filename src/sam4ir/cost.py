@@ -3,8 +3,10 @@ leaves all three of IR1 unchanged."""
 
 from __future__ import annotations
 
+import platform
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -33,3 +35,15 @@ def latency_ms(nets: dict[str, nn.Module], x: torch.Tensor, runs: int, warmup: i
             if i >= warmup:
                 times[name].append((time.perf_counter() - start) * 1e3)
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo`` on Linux, else what :mod:`platform` says), to say which
+    machine a latency was measured on."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:  # not Linux
+        pass
+    return platform.processor() or platform.machine()

@@ -1,8 +1,9 @@
 """Ablation tables from ``dvc exp show --json``: one row per experiment x task x method, then the gain of each
 configuration over the control run (and over the same run without priors), with its spread over seeds.
 
-A configuration is every param that differs between the experiments, except the seeds (what varies *within* a
-configuration: :data:`SEED_PARAMS`): no param can merge two different setups into one bar, whatever an ablation changes.
+A configuration is every param an experiment changed from its baseline commit, except the seeds (what varies *within*
+a configuration: :data:`sam4ir.report.configs.SEED_PARAMS`): no param can merge two different setups into one bar,
+whatever an ablation changes, and a label names only what changed.
 
 The input is the JSON of ``dvc exp show --json`` (DVC 3: a list of ``ExpState.dumpd()``, the workspace first, then
 one entry per baseline commit whose ``experiments`` are ``ExpRange``s with ``revs``, ``executor`` and ``name``), not
@@ -13,6 +14,7 @@ key, and the path is the only place that names the task.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Iterator, NamedTuple
 
 import matplotlib
@@ -22,10 +24,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from sam4ir.errors import Sam4irError  # noqa: E402
+from sam4ir.report.configs import SEED_PARAM, commit_params, config_labels, flatten  # noqa: E402
+from sam4ir.report.tables import read_csv  # noqa: E402
 from sam4ir.report.verdict import verdict  # noqa: E402
 
-SEED_PARAM = "train.seed"  # the ``seed`` column
-SEED_PARAMS = (SEED_PARAM, "data.seed")  # repeats of one configuration: the seeds of training and of the data split
 # method -> the same run with every pixel unlabelled: the difference is what the prior's information brings
 NO_PRIOR_TWIN = {"spd_sgr": "no_prior", "ir2": "ir2_no_prior"}
 # delta column -> the stats reported per configuration x task x method (mean under the column's own name)
@@ -41,17 +44,6 @@ class Revision(NamedTuple):
     experiment: bool
     state: str
     data: dict | None
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists as JSON text, so values stay comparable and hashable."""
-    flat: dict[str, object] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list) else value
-    return flat
 
 
 def revisions(exp_show: list[dict]) -> Iterator[Revision]:
@@ -94,36 +86,82 @@ def _eval_metrics(data: dict) -> dict[str, dict]:
 
 
 def experiment_rows(exp_show: list[dict], experiments_only: bool = False, prefix: str = "") -> pd.DataFrame:
-    """Long table: experiment, config, commit, seed, task, method, psnr, ssim, and one column per param that differs
-    between the revisions counted. Finished experiments only, each once; with ``experiments_only`` not the workspace
-    nor the baseline commits (whose committed results may come from another machine), else those too, less any that
-    repeats another revision exactly (the workspace after ``dvc exp apply`` or a clean checkout); with ``prefix``
-    only the experiments whose name starts with it."""
-    rows, params, seen = [], {}, set()
+    """Long table: experiment, config, commit, seed, task, method, psnr, ssim, and one column per param that any
+    revision counted changed from its baseline commit (the text of its value). ``config`` is the label of
+    :func:`sam4ir.report.configs.config_labels`: an experiment against its baseline commit, the workspace against
+    the first commit listed (HEAD), a commit against itself. Finished experiments only, each once; with
+    ``experiments_only`` not the workspace nor the baseline commits (whose committed results may come from another
+    machine), else those too, less any that repeats another revision exactly (the workspace after ``dvc exp
+    apply`` or a clean checkout); with ``prefix`` only the experiments whose name starts with it."""
+    bases = {rev.commit: revision_params(rev) for rev in revisions(exp_show)
+             if not rev.experiment and rev.commit != "workspace" and rev.data}
+    head = next(iter(bases.values()), {})
+    rows, params, seen = [], [], set()
     for rev in revisions(exp_show):
         if rev.state != "success" or not rev.data or (experiments_only and not rev.experiment):
             continue
         if prefix and not (rev.experiment and rev.name.startswith(prefix)):
             continue
-        flat = _flatten((rev.data.get("params") or {}).get("params.yaml", {}).get("data") or {})
+        flat = revision_params(rev)
         results = _eval_metrics(rev.data)
         if not rev.experiment:
             key = json.dumps([flat, results], sort_keys=True, default=str)
             if key in seen:
                 continue
             seen.add(key)
+        params.append((flat, bases.get(rev.commit, head)))
         for task, methods in results.items():
             for method, values in methods.items():
-                params[len(rows)] = flat
                 rows.append({"experiment": rev.name, "commit": rev.commit, "seed": flat.get(SEED_PARAM),
-                             "task": task, "method": method, "psnr": values.get("psnr"), "ssim": values.get("ssim")})
+                             "task": task, "method": method, "psnr": values.get("psnr"), "ssim": values.get("ssim"),
+                             "_rev": len(params) - 1})
     if not rows:
         return pd.DataFrame(rows)
-    table = pd.DataFrame.from_dict(params, orient="index")
-    varying = [k for k in table.columns if k not in SEED_PARAMS and table[k].astype(str).nunique() > 1]
-    df = pd.DataFrame(rows).join(table[varying])
-    df.insert(1, "config", [" ".join(f"{k}={r[k]}" for k in varying) or "params.yaml" for _, r in df.iterrows()])
-    return df
+    labels, keys = config_labels([p for p, _ in params], [b for _, b in params])
+    df = pd.DataFrame(rows)
+    df.insert(1, "config", [labels[i] for i in df._rev])
+    for key in keys:
+        df[key] = [str(params[i][0].get(key)) for i in df._rev]
+    return df.drop(columns="_rev")
+
+
+def revision_params(rev: Revision) -> dict[str, object]:
+    """A revision's flattened params.yaml."""
+    return flatten((rev.data.get("params") or {}).get("params.yaml", {}).get("data") or {})
+
+
+# the columns every runs table has; then either method and psnr (experiment rows) or effect and value (effects)
+RUN_KEYS = ("experiment", "commit", "seed", "task")
+NUMBERS = ("seed", "psnr", "ssim", "value")
+
+
+def read_runs(path: Path, prefix: str = "") -> pd.DataFrame:
+    """A runs table a report wrote (``reports/<page>_runs.csv``: experiment rows or per-run effects, one column
+    per changed param), so a page is regenerated from what is committed rather than from ``dvc exp show``; with
+    ``prefix`` only the experiments whose name starts with it. ``config`` is named again against each commit's
+    params.yaml (:func:`sam4ir.report.configs.config_labels`), so a subset is labelled as its own study."""
+    df = read_csv(path, dtype=str, keep_default_na=False)
+    kind = [c for c in (("method", "psnr"), ("effect", "value")) if set(c) <= set(df.columns)]
+    missing = [c for c in RUN_KEYS if c not in df.columns]
+    if missing or not kind:
+        raise Sam4irError(f"{path}: not a runs table (needs {', '.join(RUN_KEYS)} and method+psnr or effect+value; "
+                          f"missing {', '.join(missing) or 'both pairs'})")
+    df = df[df.experiment.str.startswith(prefix)].reset_index(drop=True)
+    if df.empty:
+        raise Sam4irError(f"{path}: no experiment" + (f" whose name starts with {prefix!r}" if prefix else ""))
+    for column in (c for c in NUMBERS if c in df.columns):
+        values = pd.to_numeric(df[column].mask(df[column] == ""), errors="coerce")
+        if values.isna().any() and column in ("seed", "value"):
+            raise Sam4irError(f"{path}: column {column!r} has a value that is not a number")
+        df[column] = values
+    df["seed"] = df.seed.astype(int)
+    names = [c for c in df.columns if "." in c]
+    first = df.drop_duplicates("experiment")
+    defaults = {commit: commit_params(commit) for commit in first.commit.unique()}
+    params = [dict(zip(names, values)) for values in first[names].itertuples(index=False)]
+    labels, keys = config_labels(params, [{k: defaults[c].get(k) for k in names} for c in first.commit])
+    df["config"] = df.experiment.map(dict(zip(first.experiment, labels)))
+    return df.drop(columns=[c for c in names if c not in keys])
 
 
 def deltas_vs_control(rows: pd.DataFrame) -> pd.DataFrame:

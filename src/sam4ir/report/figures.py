@@ -26,20 +26,60 @@ def read_live_metric(live_dir: Path, name: str) -> pd.DataFrame:
 
 
 def save_figure(fig: plt.Figure, path: Path) -> None:
+    """PNG at a fixed resolution, written atomically, with no metadata (matplotlib would stamp its version): the
+    same figure gives the same bytes."""
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png", metadata={"Software": None})
     plt.close(fig)
 
 
 def line_facets(df: pd.DataFrame, *, y: str, hue: str, col: str, path: Path, title: str,
-                row: str | None = None) -> None:
+                row: str | None = None, y_label: str | None = None) -> None:
     """Seaborn line plots of ``y`` over ``step``, one panel per ``col`` (and ``row``) value, each panel on its own
-    y axis (loss terms of very different scales stay readable)."""
+    y axis (loss terms of very different scales stay readable); ``y_label`` names the y axis (else ``y``)."""
     sns.set_theme(style="whitegrid")
     grid = sns.relplot(data=df, x="step", y=y, hue=hue, col=col, row=row, kind="line", height=2.6 if row else 3.2,
                        aspect=1.3, facet_kws={"sharey": False})
+    grid.set_axis_labels("step", y_label or y)
     grid.figure.suptitle(title, y=1.03)
     save_figure(grid.figure, path)
+
+
+# method -> (line style, marker, marker size, hollow): runs that end up on the same values stay visible side by side
+CURVE_STYLES = {"baseline": ("-", "", 0, False), "control": ("--", "s", 7, True), "no_prior": (":", "^", 6, True),
+                "spd_sgr": ("-", "o", 3, False)}
+
+
+def training_curves(val: pd.DataFrame, path: Path, title: str, phases: dict[str, str]) -> None:
+    """Validation PSNR over steps: one column per task, one row per phase (``phases``: name -> its x axis label;
+    e.g. the baseline's training, then the distillation runs with step 0 at the baseline's end), each row on its
+    own axes so a short phase is as wide as a long one; every method with its own line style and marker
+    (:data:`CURVE_STYLES`), so curves that coincide are all seen. ``val``: task, method, phase, step, value."""
+    tasks, methods = list(dict.fromkeys(val.task)), list(dict.fromkeys(val.method))
+    rows = [p for p in phases if (val.phase == p).any()]
+    colours = dict(zip(methods, sns.color_palette("deep", len(methods))))
+    sns.set_theme(style="whitegrid")
+    fig, axes = plt.subplots(len(rows), len(tasks), squeeze=False, figsize=(4.2 * len(tasks), 3.0 * len(rows)))
+    for r, phase in enumerate(rows):
+        for c, task in enumerate(tasks):
+            ax = axes[r][c]
+            part = val[(val.phase == phase) & (val.task == task)]
+            for method in methods:
+                curve = part[part.method == method].sort_values("step")
+                if curve.empty:
+                    continue
+                line, marker, size, hollow = CURVE_STYLES.get(method, ("-", "o", 4, False))
+                ax.plot(curve.step, curve.value, linestyle=line, marker=marker or None, markersize=size,
+                        markerfacecolor="none" if hollow else colours[method], color=colours[method], label=method)
+            ax.set_title(f"{task}: {phase}", fontsize=10)
+            ax.set_xlabel(phases[phase], fontsize=9)
+            ax.set_ylabel("validation PSNR (dB)" if c == 0 else "", fontsize=9)
+    handles = {h.get_label(): h for ax in axes.flat for h in ax.get_lines()}
+    fig.legend([handles[m] for m in methods if m in handles], [m for m in methods if m in handles], title="method",
+               loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
 
 
 MAX_SCENES = 3  # scenes per task in a grid: a page of three tasks stays a few screens tall

@@ -25,23 +25,32 @@ EFFECTS = {"longer": ("control", "baseline"), "teacher": ("ir2", "baseline"), "t
 
 
 def effects_per_run(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per experiment x task x effect: ``config``, ``seed``, ``value`` (dB). Experiments missing a method
-    (older code without the no-prior control) give no row for the effects that need it."""
-    psnr = rows.pivot_table(index=["experiment", "config", "seed", "task"], columns="method", values="psnr")
+    """One row per experiment x task x effect: ``config``, ``commit`` (where the rows have it), ``seed``, ``value``
+    (dB), then the rows' param columns. Experiments missing a method (older code without the no-prior control) give
+    no row for the effects that need it."""
+    psnr = rows.pivot_table(index=["experiment", "config", "seed", "task"], columns="method", values="psnr",
+                            observed=True)
     parts = []
     for effect, (method, reference) in EFFECTS.items():
         if method in psnr and reference in psnr:
             diff = (psnr[method] - psnr[reference]).dropna()
             parts.append(diff.rename("value").reset_index().assign(effect=effect))
-    columns = ["experiment", "config", "seed", "task", "effect", "value"]
-    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+    meta = [c for c in rows.columns if c == "commit" or "." in c]
+    front = ["experiment", "config", *(["commit"] if "commit" in meta else []), "seed", "task", "effect", "value"]
+    if not parts:
+        return pd.DataFrame(columns=front + [c for c in meta if c != "commit"])
+    effects = pd.concat(parts, ignore_index=True).merge(rows.drop_duplicates("experiment")[["experiment", *meta]],
+                                                        on="experiment", how="left")
+    return effects[front + [c for c in meta if c != "commit"]]
 
 
 def summarise_effects(effects: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration x task x effect: seeds, mean, std, min, max and the verdict."""
-    groups = effects.groupby(["config", "task", "effect"], sort=True)["value"]
+    """Per task x effect x configuration (in the order of a categorical ``config``): seeds, mean, std, min, max
+    and the verdict."""
+    groups = effects.groupby(["config", "task", "effect"], sort=True, observed=True)["value"]
     table = groups.agg(seeds="size", mean="mean", std="std", min="min", max="max")
     table["verdict"] = groups.apply(verdict)
     order = {name: i for i, name in enumerate(EFFECTS)}
-    return (table.reset_index().sort_values(["task", "effect", "config"], key=lambda c: c.map(order) if c.name == "effect" else c)
-            .reset_index(drop=True))
+    table = table.reset_index()
+    return (table.assign(_effect=table.effect.map(order)).sort_values(["task", "_effect", "config"], kind="stable")
+            .drop(columns="_effect").reset_index(drop=True))

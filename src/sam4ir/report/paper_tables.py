@@ -8,10 +8,15 @@ paired within each experiment: against its own baseline, control and no-prior ru
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from sam4ir.report.ablation import _eval_metrics, _flatten, revisions, task_metrics
+from sam4ir.errors import Sam4irError
+from sam4ir.report.ablation import _eval_metrics, revision_params, revisions, task_metrics
+from sam4ir.report.configs import changed
+from sam4ir.report.tables import read_csv
 from sam4ir.report.verdict import verdict
 
 METHODS = ("baseline", "control", "no_prior", "spd", "spd_sgr", "ir2")  # ir2: needs SAM at inference
@@ -21,14 +26,9 @@ AXES = {"main": "model.name", "sam_size": "sam.model_type"}
 FREE = {"model.name": ("model.name",), "sam.model_type": ("sam.",)}
 
 
-def _params(rev) -> dict[str, object]:
-    return _flatten((rev.data.get("params") or {}).get("params.yaml", {}).get("data") or {})
-
-
 def _off_axis(flat: dict, base: dict, axis: str) -> list[str]:
-    """Params in which an experiment differs from its baseline commit, other than the seed and ``axis``'s own."""
-    free = ("train.seed", *FREE[axis])
-    return sorted(k for k in flat.keys() | base.keys() if flat.get(k) != base.get(k) and not k.startswith(free))
+    """Params in which an experiment differs from its baseline commit, other than the seeds and ``axis``'s own."""
+    return [k for k in changed(flat, base) if not k.startswith(FREE[axis])]
 
 
 def table_rows(exp_show: list[dict], axis: str) -> pd.DataFrame:
@@ -38,11 +38,11 @@ def table_rows(exp_show: list[dict], axis: str) -> pd.DataFrame:
     rows, bases = [], {}
     for rev in revisions(exp_show):
         if not rev.experiment:
-            bases[rev.commit] = _params(rev) if rev.data else {}
+            bases[rev.commit] = revision_params(rev) if rev.data else {}
             continue
         if rev.state != "success" or not rev.data:
             continue
-        flat = _params(rev)
+        flat = revision_params(rev)
         if _off_axis(flat, bases.get(rev.commit, flat), axis):
             continue
         raw = task_metrics(rev.data)
@@ -54,7 +54,7 @@ def table_rows(exp_show: list[dict], axis: str) -> pd.DataFrame:
                 sets = {"mean": values, **(values.get("sets") or {})}
                 for name, scores in sets.items():
                     rows.append({"experiment": rev.name, "commit": rev.commit, axis: flat.get(axis),
-                                 "model_args": _args(flat, flat.get("model.name")),
+                                 "model_args": model_args(flat, flat.get("model.name")),
                                  "seed": flat.get("train.seed"), "task": task, "method": method, "set": name,
                                  "psnr": scores.get("psnr"), "ssim": scores.get("ssim"),
                                  "params": values.get("params"), "priors": masks.get("backend"),
@@ -63,10 +63,24 @@ def table_rows(exp_show: list[dict], axis: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _args(flat: dict, name: str | None) -> str:
+def model_args(flat: dict, name: object) -> str:
     """The chosen network's constructor arguments, from the flattened params (``model.args.<name>.<arg>``)."""
     prefix = f"model.args.{name}."
     return ", ".join(f"{k[len(prefix):]}={v}" for k, v in flat.items() if k.startswith(prefix))
+
+
+ROW_COLUMNS = ("experiment", "commit", "model_args", "seed", "task", "method", "set", "psnr", "ssim", "params",
+               "priors", "segments_per_image", "data_source")
+
+
+def read_table_rows(path: Path, axis: str) -> pd.DataFrame:
+    """The rows of :func:`table_rows` as a paper-table command wrote them (``reports/<kind>_runs.csv``), so a table
+    is regenerated from what is committed; one-line error naming the file when it is not such a table."""
+    rows = read_csv(path, dtype={axis: str, "model_args": str, "priors": str, "data_source": str})
+    missing = [c for c in (axis, *ROW_COLUMNS) if c not in rows.columns]
+    if missing:
+        raise Sam4irError(f"{path}: not the rows of a paper table (missing {', '.join(missing)})")
+    return rows
 
 
 def paper_table(rows: pd.DataFrame, axis: str) -> pd.DataFrame:

@@ -1,5 +1,5 @@
 """Where a report's numbers came from: the code version (commit) and the experiments and seeds, named the same way
-on every page."""
+on every page — never a file outside the repository, so a page regenerated from a clone says the same."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import subprocess
 import pandas as pd
 
 CODE = ["src", "params.yaml", "dvc.yaml"]  # what decides the numbers, beside the data DVC tracks
+HASH_LENGTH = 8  # a fixed length: git's own abbreviation grows with the repository, and the page must not
 
 
 def provenance(rows: pd.DataFrame) -> str:
@@ -17,22 +18,36 @@ def provenance(rows: pd.DataFrame) -> str:
     return f"commit {', '.join(sorted(rows.commit.unique()))}, seeds {seeds}"
 
 
-def experiments_line(rows: pd.DataFrame, source: str) -> str:
-    """The line under a page's title: the command or file the rows came from, commit(s), seeds, and every
-    experiment counted, by name."""
+def experiments_line(rows: pd.DataFrame, runs_file: str) -> str:
+    """The source line of a page: every experiment counted, by name, their commit(s) and seeds, and the runs
+    table beside the page that holds their rows (``runs_file``, relative to the page)."""
     names = sorted(rows.experiment.unique())
-    return f"Source: `{source}`; {provenance(rows)}; {len(names)} experiment(s): {', '.join(names)}."
+    return (f"Source: {len(names)} finished experiment(s) of {provenance(rows)}: {', '.join(names)}; their rows: "
+            f"[`{runs_file}`]({runs_file}).")
 
 
-def workspace_commit() -> str:
-    """``commit abc1234`` of the working tree the report stage runs in, ``+ uncommitted changes`` when the code or
-    params differ from it (a `dvc exp run` applies its params that way; dvc.lock and results change in every run,
-    so they do not count); ``commit unknown`` outside a git checkout."""
+def regenerate_line(command: str, runs_file: str, *options: str) -> str:
+    """How to write the page again from what is committed: ``sam4ir <command> --runs reports/<runs_file>``."""
+    return f"Regenerate: `sam4ir {' '.join([command, '--runs', f'reports/{runs_file}', *options])}`."
+
+
+def _git(*args: str) -> str | None:
+    """``git args`` in the working directory; None outside a checkout or without git."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        done = subprocess.run(["git", *args], capture_output=True, text=True)
     except OSError:  # no git on this machine
-        head = None
-    if head is None or head.returncode != 0:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def code_commit() -> str:
+    """``commit abc12345``: the last commit that changed the code and params that decide the numbers
+    (:data:`CODE`), so any later clone whose code is the same names the same commit; ``+ uncommitted changes``
+    when those paths differ from HEAD (a `dvc exp run` applies its params that way); ``commit unknown`` outside
+    a git checkout."""
+    paths = [f":/{p}" for p in CODE]  # from the checkout's root, wherever the process runs in it
+    last = _git("log", "-1", "--format=%H", "--", *paths)
+    if not last:
         return "commit unknown (not a git checkout)"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", *CODE], capture_output=True, text=True)
-    return f"commit {head.stdout.strip()}" + (" + uncommitted changes" if dirty.stdout.strip() else "")
+    dirty = _git("status", "--porcelain", "--", *paths)
+    return f"commit {last[:HASH_LENGTH]}" + (" + uncommitted changes" if dirty else "")

@@ -1,5 +1,5 @@
 """A sweep ranked: per task, each experiment's gains over its own control and no-prior runs, then per configuration
-(the same params but for the seeds, :data:`sam4ir.report.ablation.SEED_PARAMS`) their mean ± std, and the best
+(the same params but for the seeds, :data:`sam4ir.report.configs.SEED_PARAMS`) their mean ± std, and the best
 configuration by :data:`RANK_BY`."""
 
 from __future__ import annotations

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
+
+from sam4ir.errors import Sam4irError
 
 # What each method row is, in the paper's words; which rows need SAM when deployed.
 METHOD_LABELS = {
@@ -98,3 +102,11 @@ def to_markdown(df: pd.DataFrame, floats: dict[str, str]) -> str:
                 cells.append("" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def read_csv(path: Path, **kwargs: object) -> pd.DataFrame:
+    """``pandas.read_csv`` whose failures (missing, unreadable, empty or malformed file) are one line naming it."""
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise Sam4irError(f"{path}: cannot read it as a table ({err})") from None

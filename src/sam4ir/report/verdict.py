@@ -1,5 +1,6 @@
-"""The verdict every report opens with: per task, is distillation's gain distinguishable from zero, and does the
-teacher gain from the priors that the student should inherit? One rule, stated once, used by every page.
+"""The answer every report opens with: one sentence — does the distilled network beat its controls, with which
+priors, and how much does its teacher gain from them — then the table of those differences per configuration and
+task, judged by one rule, stated once, used by every page.
 
 Input: the per-run effects of :func:`sam4ir.report.mechanism.effects_per_run` (one row per experiment x task x
 effect: ``config``, ``seed``, ``value`` in dB).
@@ -9,20 +10,16 @@ from __future__ import annotations
 
 import pandas as pd
 
+from sam4ir.report.configs import backend_of, describe
 from sam4ir.report.tables import to_markdown
 
 MIN_SEEDS = 3
 RULE = (f"a difference is *above* (*below*) *zero* when every seed has the same sign and |mean| > 2 std (ddof 1), "
         f"with at least {MIN_SEEDS} seeds; otherwise *not distinguishable from zero*")
-# effect (sam4ir.report.mechanism.EFFECTS) -> its column in the verdict table
+# effect (sam4ir.report.mechanism.EFFECTS) -> its column in the table under the answer
 HEADLINE = {"total": "distilled − control", "attributable": "distilled − no-prior",
-            "teacher": "teacher − student (IR2 − baseline)", "teacher_prior": "teacher − no-prior teacher"}
-
-# the sentence's clauses: effect, subject, relation (``teacher`` only where the runs have no no-prior teacher)
-SENTENCE = [("teacher_prior", "the teacher", "with the priors (vs IR2 without them)"),
-            ("teacher", "the teacher", "over the student it starts from (IR2 − baseline)"),
-            ("attributable", "the distilled student", "vs its no-prior twin"),
-            ("total", "and", "vs the control run")]
+            "teacher": "teacher IR2 − baseline IR1", "teacher_prior": "teacher − no-prior teacher"}
+CONTROLS = "its controls (the control run and its no-prior twin)"
 
 
 def verdict(values: pd.Series) -> str:
@@ -39,15 +36,24 @@ def verdict(values: pd.Series) -> str:
     return "not distinguishable from zero"
 
 
-def spread(values: pd.Series, single: bool = False) -> str:
-    """``+0.123 ± 0.045 dB (3 seeds: above zero)``, ``+0.123 dB (one seed: no spread)``, or with ``single`` (every
-    value of the page is one seed, said once) ``+0.123 dB``."""
-    if len(values) == 1:
-        return f"{values.iloc[0]:+.3f} dB" + ("" if single else f" ({verdict(values)})")
-    return f"{values.mean():+.3f} ± {values.std():.3f} dB ({len(values)} seeds: {verdict(values)})"
+def judged(values: pd.Series) -> str:
+    """The verdict as a sentence's tail: ``above zero at 3 seeds``, ``one run, so no spread``, ``too few seeds
+    to judge (2 of 3)``."""
+    n, word = len(values), verdict(values)
+    if n == 1:
+        return "one run, so no spread"
+    if n < MIN_SEEDS:
+        return f"too few seeds to judge ({n} of {MIN_SEEDS})"
+    return f"{word} at {n} seeds"
 
 
-# the verdict table's marks (its legend says the rest: no mark = too few seeds to judge)
+def spread(values: pd.Series) -> str:
+    """``+0.123 ± 0.045 dB``, or ``+0.123 dB`` for one value."""
+    std = f" ± {values.std():.3f}" if len(values) > 1 else ""
+    return f"{values.mean():+.3f}{std} dB"
+
+
+# the table's marks (its legend says the rest: no mark = too few seeds to judge)
 MARKS = {"above zero": "> 0", "below zero": "< 0", "not distinguishable from zero": "≈ 0"}
 
 
@@ -59,73 +65,139 @@ def _cell(values: pd.Series, single: bool) -> str:
     return f"{values.mean():+.3f}{std} (n={len(values)}) {MARKS.get(verdict(values), '')}".rstrip()
 
 
-def _clause(subject: str, relation: str, values: pd.Series, single: bool) -> str:
-    """``the distilled student does not gain vs its no-prior twin: +0.001 ± 0.010 dB (3 seeds: ...)``: the verb
-    follows the verdict; with too few seeds to judge there is none (``the distilled student vs ...: +0.001 dB``)."""
-    verb = {"above zero": " gains", "below zero": " loses", "not distinguishable from zero": " does not gain"}.get(
-        verdict(values), "")
-    return f"{subject}{verb} {relation}: {spread(values, single)}"
-
-
 def _single(effects: pd.DataFrame) -> bool:
     """Whether every configuration of the page ran one seed (then the page says so once, not in every cell)."""
-    return bool((effects.groupby(["config", "task", "effect"]).size() == 1).all())
+    return bool((effects.groupby(["config", "task", "effect"], observed=True).size() == 1).all())
 
 
 def headline_table(effects: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration x task: one :func:`_cell` per :data:`HEADLINE` effect the runs have, in dB (no ``config``
-    column when there is one configuration)."""
+    """Per configuration x task (in the order of categorical columns, else alphabetical): one :func:`_cell` per
+    :data:`HEADLINE` effect the runs have, in dB (no ``config`` column when there is one configuration)."""
     part = effects[effects.effect.isin(HEADLINE)]
     single = _single(effects)
     cells = part.groupby(["config", "task", "effect"], sort=True, observed=True)["value"].apply(
         lambda v: _cell(v, single)).unstack("effect")
     names = {effect: f"{name} (dB)" for effect, name in HEADLINE.items()}
     table = cells[[e for e in HEADLINE if e in cells]].rename(columns=names).fillna("").reset_index()
+    table = table.astype({"config": str, "task": str})
     return table.drop(columns="config") if table.config.nunique() == 1 else table
 
 
-def _chosen(part: pd.DataFrame) -> tuple[str, str]:
-    """The configuration a task's sentence speaks of, and why: the one whose teacher gains most from its priors
-    (the fairest test of whether the student inherits them; an ablation of the student alone shares one teacher,
-    so ties go to the best distilled − no-prior), or without no-prior teachers the best distilled − no-prior."""
-    keys = [e for e in ("teacher_prior", "attributable") if (part.effect == e).any()]
-    if not keys:
-        return str(part.config.iloc[0]), "the first configuration"
-    means = part[part.effect.isin(keys)].groupby(["config", "effect"])["value"].mean().unstack("effect")
-    best = means[keys].sort_values(keys, ascending=False, kind="stable").index[0]
-    why = " (ties: the best distilled − no-prior)" if len(keys) == 2 else ""
-    return str(best), f"the configuration with the best {HEADLINE[keys[0]]}{why}"
+def _beats(values: pd.Series, single: bool) -> bool:
+    """On a page of single runs: above zero on that run; else above zero by :data:`RULE` (fewer seeds: never)."""
+    return bool(values.iloc[0] > 0) if single else verdict(values) == "above zero"
 
 
-def headline_sentences(effects: pd.DataFrame) -> list[str]:
-    """One sentence per task, e.g. "derain: the teacher gains with the priors (vs IR2 without them): +0.183 ±
-    0.090 dB (3 seeds: above zero); the distilled student does not gain vs its no-prior twin: −0.050 ± 0.030 dB
-    (3 seeds: not distinguishable from zero); ...". With several configurations, the one of :func:`_chosen`,
-    named, and a last line saying how it was chosen."""
-    lines, single, rules = [], _single(effects), set()
-    for task, part in effects.groupby("task", sort=True, observed=True):
-        config, why = _chosen(part)
-        runs = part[part.config == config].groupby("effect")["value"]
-        values = {effect: runs.get_group(effect) for effect in HEADLINE if effect in runs.groups}
-        clauses = [_clause(subject, relation, values[effect], single) for effect, subject, relation in SENTENCE
-                   if effect in values and not (effect == "teacher" and "teacher_prior" in values)]
-        several = part.config.nunique() > 1
-        rules |= {why} if several else set()
-        lines.append(f"- **{task}**" + (f" (`{config}`)" if several else "") + ": " + "; ".join(clauses) + ".")
-    if rules:
-        lines += ["", f"Each task's sentence speaks of {' or '.join(sorted(rules))}; the table below has them all."]
-    return lines
+def _listing(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def verdict_section(effects: pd.DataFrame, tasks: list[str] | None = None) -> list[str]:
-    """Markdown lines the reports open with: the sentences, then the compact table, then the rule; tasks in the
-    order of ``tasks`` (the page's own), else alphabetical."""
+def _range(means: list[float]) -> str:
+    low, high = min(means), max(means)
+    return f"{low:+.3f} dB" if f"{low:+.3f}" == f"{high:+.3f}" else f"{low:+.3f} to {high:+.3f} dB"
+
+
+def _scope(effects: pd.DataFrame, single: bool, priors: str | None) -> str:
+    """``On this run (seed 0)`` / ``With 3 seeds per configuration`` / ``Over 3 seeds``, and the priors."""
+    seeds = effects.groupby("config", observed=True)["seed"].nunique()
+    if single:
+        unique = sorted(effects.seed.unique())
+        scope = f"On this run (seed {unique[0]})" if len(unique) == 1 else "With one seed per configuration"
+    elif seeds.min() == seeds.max():
+        scope = f"Over {seeds.iloc[0]} seeds" if len(seeds) == 1 else f"With {seeds.iloc[0]} seeds per configuration"
+    else:
+        scope = f"With {seeds.min()} to {seeds.max()} seeds per configuration"
+    return scope + (f", with priors from {priors}" if priors else "")
+
+
+def _student(values: dict[tuple[str, str, str], pd.Series], cells: list[tuple[str, str]], configs: list[str],
+             tasks: list[str], single: bool) -> str:
+    """Where the distilled network beats both controls, and the range of its differences to them."""
+    pairs = [(c, t) for c, t in cells if (c, t, "total") in values and (c, t, "attributable") in values]
+    if not pairs:
+        return f"no run has {CONTROLS}"
+    beats = [(c, t) for c, t in pairs
+             if _beats(values[c, t, "total"], single) and _beats(values[c, t, "attributable"], single)]
+    several = len(configs) > 1
+    sources = [backend_of(c) for c in configs]
+    if several and all(f"sam.backend={b}" == c for b, c in zip(sources, configs)):
+        noun = f"{len(configs)} prior sources (`sam.backend`: {', '.join(sources)})"
+    else:
+        noun = f"{len(configs)} configurations"
+    few = {c for c, t in pairs if len(values[c, t, "total"]) < MIN_SEEDS}
+    if few and not single:
+        noun += f" ({len(few)} with fewer than {MIN_SEEDS} seeds: not judged)"
+    on_tasks = f"on any of the {len(tasks)} tasks" if len(tasks) > 1 else f"on {tasks[0]}"
+    if not beats:
+        verb = f"does not beat {CONTROLS} " + (f"with any of the {noun}, " if several else "") + on_tasks
+    elif len(beats) == len(pairs):
+        verb = (f"beats {CONTROLS} " + (f"with every one of the {noun}, " if several else "")
+                + ("on every task" if len(tasks) > 1 else f"on {tasks[0]}"))
+    else:
+        won = {c: [t for b, t in beats if b == c] for c in dict.fromkeys(b for b, _ in beats)}
+        verb = f"beats {CONTROLS} only " + "; ".join((f"with {describe(c)} " if several else "") + f"on {_listing(ts)}"
+                                                     for c, ts in won.items())
+    ranges = [f"{HEADLINE[e]} {_range([values[c, t, e].mean() for c, t in pairs])}" for e in ("total", "attributable")]
+    return f"the distilled network {verb}: " + ", ".join(ranges)
+
+
+def shared_effects(effects: pd.DataFrame) -> list[str]:
+    """Effects no configuration changes: with several configurations, every one has the same value at each task
+    and seed (e.g. the teacher, when the configurations change only the student's distillation)."""
+    if effects.config.nunique() < 2:
+        return []
+    distinct = effects.groupby(["effect", "task", "seed"], observed=True)["value"].nunique()
+    found = set(distinct.index.get_level_values("effect"))
+    return [e for e in dict.fromkeys(effects.effect) if e in found and distinct.loc[e].le(1).all()]
+
+
+def _teacher(effects: pd.DataFrame, several: bool, tasks: list[str]) -> str:
+    """The teacher's largest gain from its priors (or over the baseline, without a no-prior teacher), judged; a
+    teacher every configuration shares is judged over all their seeds, and said to be shared."""
+    shared = shared_effects(effects)
+    for effect, what in (("teacher_prior", "the teacher's largest gain from its priors"),
+                         ("teacher", "the teacher IR2's largest gain over the baseline IR1")):
+        part = effects[effects.effect == effect]
+        if part.empty:
+            continue
+        if effect in shared:  # one teacher: each seed once, whichever configuration ran it
+            part = part.drop_duplicates(["task", "seed"]).assign(config="")
+        values = {key: v for key, v in part.groupby(["config", "task"], sort=True, observed=True)["value"]}
+        config, task = max(values, key=lambda key: values[key].mean())
+        where = ((f" with {describe(config)}" if several and effect not in shared else "")
+                 + (f" on {task}" if len(tasks) > 1 else "")
+                 + (" (one teacher for every configuration)" if effect in shared else ""))
+        return f"{what} is {spread(values[config, task])}{where}, {judged(values[config, task])}"
+    return ""
+
+
+def answer(effects: pd.DataFrame, priors: str | None = None) -> str:
+    """The one sentence a page opens with, from its numbers: where the distilled network beats both its controls
+    (above zero by :data:`RULE`; with one run, above zero on that run), the range of its differences to them,
+    and its teacher's largest gain from the priors, judged. ``priors``: words for the priors every configuration
+    shares (none when the configurations are the prior sources)."""
     if effects.empty:
-        return ["## Verdict", "", "No run has the rows a verdict needs (control, no-prior, IR2).", ""]
+        return "No run has the rows this page's question needs (control, no-prior, IR2)."
+    single = _single(effects)
+    values = {key: v for key, v in effects.groupby(["config", "task", "effect"], sort=True, observed=True)["value"]}
+    cells = list(dict.fromkeys((c, t) for c, t, _ in values))
+    configs = list(dict.fromkeys(c for c, _ in cells))
+    tasks = list(dict.fromkeys(t for _, t in cells))
+    clauses = [_student(values, cells, configs, tasks, single), _teacher(effects, len(configs) > 1, tasks)]
+    return f"{_scope(effects, single, priors)}, " + "; ".join(c for c in clauses if c) + "."
+
+
+def verdict_section(effects: pd.DataFrame, tasks: list[str] | None = None, priors: str | None = None) -> list[str]:
+    """Markdown lines a page opens with, right under its title: :func:`answer`, the table, its legend and the
+    rule; tasks in the order of ``tasks`` (the page's own), else alphabetical; configurations in the order of a
+    categorical ``config``, else alphabetical."""
+    if effects.empty:
+        return [answer(effects), ""]
     if tasks:
         effects = effects.assign(task=pd.Categorical(effects.task, [t for t in tasks if t in set(effects.task)]))
-    spread_note = ("One seed per configuration: no spread, so no verdict." if _single(effects) else
+    spread_note = ("One seed per configuration: no spread, so no difference is judged against zero."
+                   if _single(effects) else
                    "Table: mean ± std over the n seeds; > 0, < 0: above, below zero; ≈ 0: not distinguishable from "
                    "zero; no mark: too few seeds to judge.")
-    return ["## Verdict", "", *headline_sentences(effects), "", to_markdown(headline_table(effects), {}), "",
+    return [answer(effects, priors), "", to_markdown(headline_table(effects), {}), "",
             f"PSNR differences (dB) on the test split, paired within each run. {spread_note} Rule: {RULE}.", ""]

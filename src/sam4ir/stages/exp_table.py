@@ -24,8 +24,9 @@ def _cell(mean: float, std: float) -> str:
 
 
 def exp_tables(rows: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
-    """task -> (one row per experiment: name, changed params, seed, deltas at three decimals; one row per
-    configuration: runs, seeds, mean ± std of each delta, ``best`` marked), as printed."""
+    """task -> (one row per experiment: name, the params it changed from its baseline commit, seed, deltas at
+    three decimals; one row per configuration: runs, seeds, mean ± std of each delta, ``best`` marked where there
+    is more than one configuration to rank), as printed."""
     deltas = run_deltas(rows)
     ranked = rank_configs(deltas)
     columns = [c for c in ("d_control", "d_no_prior", "d_teacher_prior") if c in deltas]
@@ -36,9 +37,8 @@ def exp_tables(rows: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, pd.DataFrame
         configs = ranked[ranked.task == task]
         summary = pd.DataFrame({"changed params": configs.config, "runs": configs.runs, "seeds": configs.seeds,
                                 **{c: [_cell(m, s) for m, s in zip(configs[c], configs[f"{c}_std"])] for c in columns},
-                                "best": configs.best.map({True: "<- best", False: ""})})
-        out[task] = (runs.replace({"changed params": {"params.yaml": "-"}}),
-                     summary.replace({"changed params": {"params.yaml": "-"}}))
+                                "best": configs.best.map({True: "<- best", False: ""}) if len(configs) > 1 else ""})
+        out[task] = (runs, summary)
     return out
 
 

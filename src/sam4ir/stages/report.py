@@ -1,4 +1,7 @@
-"""Stage ``report``: regenerate ``reports/`` (tables as Markdown + CSV, figures, image grids) from our results."""
+"""Stage ``report``: regenerate ``reports/`` (tables as Markdown + CSV, figures, image grids) from our results.
+
+Every file it writes is a function of the runs, code and params, except ``reports/latency.csv`` (CPU latency, a
+measurement of the machine), which results.md links to rather than quotes."""
 
 from __future__ import annotations
 
@@ -14,11 +17,12 @@ from sam4ir.params.config import load_params
 from sam4ir.io import atomic_path, write_json
 from sam4ir.method.spf import prior_channels
 from sam4ir.models import count_params, load_model
-from sam4ir.report.cost_table import cost_table
+from sam4ir.report.configs import priors_phrase
+from sam4ir.report.cost_table import cost_table, latency_table
 from sam4ir.report.figures import (MAX_SCENES, image_psnr, line_facets, pick_scenes, read_live_metric,
-                                   restoration_panels, scene_grid)
+                                   restoration_panels, scene_grid, training_curves)
 from sam4ir.report.mechanism import effects_per_run
-from sam4ir.report.provenance import workspace_commit
+from sam4ir.report.provenance import code_commit
 from sam4ir.report.tables import (MAIN_COLUMNS, METHOD_LABELS, SECONDARY_COLUMNS, per_set_table, results_table,
                                   run_rows, sets_side_by_side, to_markdown)
 from sam4ir.report.verdict import verdict_section
@@ -28,10 +32,13 @@ from sam4ir.stages.shared.paths import EVALUATED, TaskPaths
 from sam4ir.stages.evaluate import IR2_ROW, IR2_ROWS
 
 OUT = Path("reports")
-GRID_COLUMNS = ["input", "baseline", "control", "spd_sgr", IR2_ROW, "target"]
+GRID_COLUMNS = ["input", "baseline", "control", "no_prior", "spd_sgr", IR2_ROW, "target"]
 GRID_CROP = 192  # px: larger test images show their centre, where the methods' differences are visible
 FLOATS = {"psnr": ".2f", "ssim": ".4f", "d_psnr": "+.2f", "d_psnr_control": "+.2f", "d_psnr_no_prior": "+.2f", "d_ssim": "+.4f", "input_psnr": ".2f",
-          "input_ssim": ".4f", "seg_miou": ".3f", "input_seg_miou": ".3f", "gmacs": ".3f", "latency_ms": ".2f", "latency_ratio": ".3f"}
+          "input_ssim": ".4f", "seg_miou": ".3f", "input_seg_miou": ".3f", "gmacs": ".3f"}
+# the rows of the training-curve figure: phase -> its x axis
+TRAINING, DISTILLATION = "baseline training", "distillation and control"
+PHASES = {TRAINING: "training step", DISTILLATION: "step after the baseline's end (0: the baseline's last validation)"}
 
 
 def write_text(path: Path, text: str) -> None:
@@ -44,16 +51,21 @@ def write_csv(path: Path, df: pd.DataFrame) -> None:
         df.to_csv(tmp, index=False, float_format="%.6f")
 
 
-def curves(tasks: list[str], baseline_iters: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Held-out PSNR of every run (distillation steps continue after the baseline's), and the loss terms of
-    the full method and of its SPF teacher (terms a run did not log are left out)."""
+def curves(tasks: list[str], after_baseline: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Held-out PSNR of every run (phase :data:`TRAINING` for the baseline; with ``after_baseline`` the
+    distillation runs and the control are phase :data:`DISTILLATION`, starting at step 0 from the baseline's last
+    validation, else they trained from scratch alongside it), and the loss terms of the full method and of its
+    SPF teacher (terms a run did not log are left out)."""
     val, terms = [], []
     for task in tasks:
         paths = TaskPaths(task)
-        for method in EVALUATED:
+        base = read_live_metric(paths.live("baseline"), "val_psnr").sort_values("step")
+        val.append(base.assign(task=task, method="baseline", phase=TRAINING))
+        for method in (m for m in EVALUATED if m != "baseline"):
             df = read_live_metric(paths.live(method), "val_psnr")
-            df["step"] += 0 if method == "baseline" else baseline_iters
-            val.append(df.assign(task=task, method=method))
+            if after_baseline and len(base):
+                df = pd.concat([base.tail(1).assign(step=0), df], ignore_index=True)
+            val.append(df.assign(task=task, method=method, phase=DISTILLATION if after_baseline else TRAINING))
         for term in ("recon1", "recon2", "spd", "sgr"):  # recon2: only when the teacher trains on (joint)
             terms.append(read_live_metric(paths.live("spd_sgr"), term).assign(task=task, term=term))
         terms.append(read_live_metric(paths.live("spf"), "recon2").assign(task=task, term="teacher recon2 (spf)"))
@@ -92,6 +104,28 @@ def publish(writes: list[Callable[[], None]], entry: Path, text: str) -> None:
     write_text(entry, text)
 
 
+def opening(summary: dict[str, dict], seed: int, backends: dict[str, str], tasks: list[str]) -> list[str]:
+    """results.md's first lines: the title, the one-sentence answer (does the distilled network beat its controls
+    on this run, and with which priors) and its table (:func:`sam4ir.report.verdict.verdict_section`), then where
+    the numbers come from. ``summary``: task -> its evaluate metrics; ``backends``: task -> its priors' source."""
+    effects = effects_per_run(run_rows(summary, seed))
+    return ["# sam4ir results", "", *verdict_section(effects, tasks, priors=priors_phrase(backends.values())),
+            "Seed spreads are in [`mechanism.md`](mechanism.md) and [`ablation.md`](ablation.md) (several seeds per "
+            "configuration).", "",
+            "Generated by `dvc repro` (stage `report`) from this repository's own runs; never hand-edited. "
+            f"Code: {code_commit()} (the last to change `src`, `params.yaml` or `dvc.yaml`); one run, seed {seed} "
+            "(`train.seed`).", ""]
+
+
+def latency_line(runs: int, size: int) -> str:
+    """The one line of results.md about latency: a measurement of the machine, kept apart from the results (so
+    every other report file is a function of the inputs)."""
+    if not runs:
+        return "No latency measured (`report.latency_runs: 0`)."
+    return (f"CPU latency (median of {runs} runs on one {size}×{size} image) is a measurement of the machine, not a "
+            "result: [`latency.csv`](latency.csv).")
+
+
 def main() -> None:
     parser = command_parser(__doc__)
     parser.add_argument("--params", default="params.yaml")
@@ -122,35 +156,29 @@ def main() -> None:
     per_set = pd.concat(per_set, ignore_index=True)
 
     first = TaskPaths(tasks[0])
-    cost = cost_table(load_model(first.run("baseline") / "model.pt", "cpu"),
-                      load_model(first.run("spd_sgr") / "model.pt", "cpu"),
-                      load_model(first.run(IR2_ROWS[IR2_ROW]) / "ir2.pt", "cpu"),
-                      prior_channels=prior_channels(prior),
-                      size=params.report.latency_size, runs=params.report.latency_runs,
-                      sam_model_type=params.sam.model_type)
+    nets = (load_model(first.run("baseline") / "model.pt", "cpu"), load_model(first.run("spd_sgr") / "model.pt", "cpu"),
+            load_model(first.run(IR2_ROWS[IR2_ROW]) / "ir2.pt", "cpu"))
+    size, runs = params.report.latency_size, params.report.latency_runs
+    cost = cost_table(*nets, prior_channels=prior_channels(prior), size=size, sam_model_type=params.sam.model_type)
+    latency = latency_table(*nets, prior_channels=prior_channels(prior), size=size, runs=runs)
 
-    val, terms = curves(tasks, params.train.iters)
+    val, terms = curves(tasks, after_baseline=params.distill.init == "baseline")
     writes += [
-        partial(line_facets, val, y="value", hue="method", col="task", path=OUT / "figures" / "training_curves.png",
-                title="validation PSNR (dB; validation split held out from the training data, never the test split) "
-                      "during training; distillation runs start from the baseline"),
+        partial(training_curves, val, OUT / "figures" / "training_curves.png", phases=PHASES,
+                title="validation PSNR (validation split, held out from the training data; never the test split)"),
         partial(line_facets, terms, y="value", hue="term", col="task", row="term",
-                path=OUT / "figures" / "loss_terms.png",
+                path=OUT / "figures" / "loss_terms.png", y_label="loss term",
                 title="loss terms of IR1 + SPD + SGR during distillation, and of its SPF teacher (each on its own "
                       "axis)"),
         partial(write_csv, OUT / "results_per_set.csv", per_set),
         partial(write_csv, OUT / "cost.csv", cost),
+        partial(write_csv, OUT / "latency.csv", latency),
         partial(write_csv, OUT / "results.csv", results),
         partial(write_json, OUT / "metrics.json", summary),
     ]
 
-    size, runs = params.report.latency_size, params.report.latency_runs
     text = [
-        "# sam4ir results", "",
-        "Generated by `dvc repro` (stage `report`) from this repository's own runs; never hand-edited. "
-        f"Code: {workspace_commit()}; one run, seed {params.train.seed} (`train.seed`).",
-        "", *verdict_section(effects_per_run(run_rows(summary, params.train.seed)), tasks),
-        "Seed spreads are in `mechanism.md` and `ablation.md` (several seeds per configuration).", "",
+        *opening(summary, params.train.seed, backends, tasks),
         "## Restoration quality (test split, BasicSR PSNR/SSIM)", "",
         f"Model: `{model}` {json.dumps(params.model.kwargs)}. Data source: `{params.data.source}`. "
         f"Semantic priors from: {', '.join(f'{t}: `{b}`' for t, b in backends.items())}. SPF prior: `{prior}`; "
@@ -169,10 +197,9 @@ def main() -> None:
         "plumbing check, informative only with SAM's masks. `input_*`: the degraded input's own scores.", "",
         to_markdown(results[SECONDARY_COLUMNS], FLOATS), "",
         *per_set_section(per_set),
-        f"## Inference cost (one {size}×{size} image" + (f", CPU latency: median of {runs} runs, a measurement on "
-                                                         "this machine, the one output a re-run changes)"
-                                                         if runs else "; report.latency_runs: 0, no latency)"), "",
+        f"## Inference cost (one {size}×{size} image)", "",
         to_markdown(cost, FLOATS), "",
+        latency_line(runs, size), "",
         "## Figures", "",
         "![training curves](figures/training_curves.png)", "",
         "![loss terms](figures/loss_terms.png)", "",
