@@ -142,7 +142,8 @@ def runs(gains: list[float], lead: float = 2.0, task: str = "denoise", schedule:
                           "iters": 100, "lr": 2e-4, "spd_weight": 1.0, "teacher_psnr": 30.0 + lead,
                           "baseline_psnr": 30.0, "distilled_psnr": 29.0 + g, "control_psnr": 29.0,
                           "distilled_minutes": 1.0, "control_minutes": 0.5, "teacher_params": 100,
-                          "baseline_params": 10, "width_factor": 4, "teacher_minutes": 3.0}
+                          "baseline_params": 10, "width_factor": 4, "teacher_minutes": 3.0,
+                          "scale_warning": None}
                          for s, g in enumerate(gains)])
 
 
@@ -156,3 +157,11 @@ def test_the_sentence_reflects_the_numbers():
     assert table.set_index("task").loc["denoise", "per_seed"] == "+0.100 +0.120 +0.110"
     assert table.set_index("task").loc["denoise", "minutes"] == pytest.approx(4.5)
     assert "below zero" in sentence(runs([-0.10, -0.12, -0.11]))
+
+
+def test_the_page_names_a_weak_term(tmp_path):
+    weak = runs([0.0, 0.001, -0.001]).assign(scale_warning=[None, "sam4ir: warning: first distillation step: "
+                                                                   "distill.spd_weight x L_SPD pulls 150x weaker", None])
+    write_report(weak, tmp_path, tasks=["denoise"])
+    page = (tmp_path / "positive_control.md").read_text()
+    assert "- denoise, demo (seed 1): distill.spd_weight x L_SPD pulls 150x weaker" in page

@@ -78,7 +78,8 @@ def _markdown_table(table: pd.DataFrame) -> str:
     shown = pd.DataFrame({
         "task": table.task, "schedule": table.schedule,
         "student": [f"{r.init}, {r.iters} it., λ₁ = {r.spd_weight:g}" for r in table.itertuples()],
-        "teacher − baseline (dB)": [f"{r.teacher:.3f} − {r.baseline:.3f} = {r.lead:+.3f}" for r in table.itertuples()],
+        "teacher − baseline (dB)": [f"{r.teacher:.3f} − {r.baseline:.3f} = {r.lead:+.3f}"
+                                    for r in table.itertuples()],
         "distilled − control (dB)": [f"{r.gain_mean:+.3f} ± {r.gain_std:.3f} (n={r.seeds}) {r.verdict}"
                                      for r in table.itertuples()],
         "per seed (dB)": table.per_seed,
@@ -128,15 +129,15 @@ def write_report(runs: pd.DataFrame, out: Path, *, tasks: list[str]) -> None:
              "recipe; distilled with the project's L_SPD (distill.spd_loss) on the restored images (analyzer "
              "`images`), weight λ₁; control: the same schedule and seed without that term.", "",
              "## Test split (the reported schedules)", "", _markdown_table(test), "",
-             f"PSNR (BasicSR, the evaluate stage's conventions) on the test split; distilled − control paired by seed "
+             "PSNR (BasicSR, the evaluate stage's conventions) on the test split; distilled − control paired by seed "
              f"(mean ± std over seeds). Rule: {RULE}. Minutes: wall time of the distilled and control runs together, "
              "on a shared 2-core CPU (indicative).", ""]
-    warned = runs.dropna(subset=["scale_warning"]).drop_duplicates(["task", "schedule"]) if "scale_warning" in runs \
-        else runs.iloc[:0]
+    warned = runs.dropna(subset=["scale_warning"]).drop_duplicates(["task", "schedule"])
+    prefix = "sam4ir: warning: first distillation step: "
     if not warned.empty:
         lines += ["The objective's first-step check of the distillation term's pull against L_rec¹ (gradient norms on "
                   "IR1's weights):", "",
-                  *[f"- {r.task}, {r.schedule} (seed {r.seed}): {r.scale_warning.removeprefix('sam4ir: warning: first distillation step: ')}"
+                  *[f"- {r.task}, {r.schedule} (seed {r.seed}): {r.scale_warning.removeprefix(prefix)}"
                     for r in warned.itertuples()], ""]
     if not val.empty:
         lines += ["## Schedules tried on the validation split", "",

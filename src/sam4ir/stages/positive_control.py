@@ -309,7 +309,8 @@ class TaskControl:
         objective = OutputDistillation(ir1, cfg, recon=params.train.loss, distill=distilled)
         seconds = _fit(params, self.paths, objective, recipe, f"{self.paths.task}/{name}/seed {seed}/{arm}",
                        teacher if distilled else None)
-        record = {"key": key, "iters": recipe.iters, "lr": recipe.lr, "spd_weight": cfg.spd_weight if distilled else 0.0,
+        record = {"key": key, "iters": recipe.iters, "lr": recipe.lr,
+                  "spd_weight": cfg.spd_weight if distilled else 0.0,
                   "minutes": seconds / 60, "scale_warning": objective.warning,
                   "psnr": {s: split_psnr(ir1, params, self.paths, s) for s in schedule.splits}}
         return self._save(path, record)
@@ -332,7 +333,8 @@ def run_rows(control: TaskControl, schedules: list[str], seeds: list[int], bar) 
                              "teacher_psnr": teacher["psnr"][split], "baseline_psnr": teacher["baseline_psnr"][split],
                              "distilled_psnr": arms[True]["psnr"][split], "control_psnr": arms[False]["psnr"][split],
                              "distilled_minutes": arms[True]["minutes"], "control_minutes": arms[False]["minutes"],
-                             "teacher_params": teacher["params"], "width_factor": WIDTH_FACTOR, "baseline_params": teacher["baseline_params"],
+                             "teacher_params": teacher["params"], "width_factor": WIDTH_FACTOR,
+                             "baseline_params": teacher["baseline_params"],
                              "teacher_minutes": teacher["minutes"], "scale_warning": arms[True]["scale_warning"]})
     return rows
 
