@@ -76,8 +76,10 @@ SCHEDULES = {
     "demo": Schedule("baseline"),
     "scratch": Schedule("scratch"),
     # the weighted L1 term on images pulls IR1 about two orders of magnitude weaker than the PSNR loss (the
-    # objective's first-step check): a weight that evens the pull, and that weight with ten times the iterations
+    # objective's first-step check): a weight that evens the pull, one that makes the teacher's pull dominate,
+    # and the even weight with ten times the iterations or from scratch
     "demo_w100": Schedule("baseline", spd_factor=100.0, splits=CANDIDATE),
+    "demo_w1000": Schedule("baseline", spd_factor=1000.0, splits=CANDIDATE),
     "demo_long_w100": Schedule("baseline", iters_factor=10, spd_factor=100.0, splits=CANDIDATE),
     "scratch_w100": Schedule("scratch", spd_factor=100.0, splits=CANDIDATE),
 }
