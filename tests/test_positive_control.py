@@ -130,6 +130,8 @@ def test_a_tiny_control_end_to_end(params, tmp_path, monkeypatch):
     assert (rows.spd_weight == small.distill.spd_weight).all() and (rows.iters == 2).all()
     again = pd.DataFrame(run_rows(TaskControl(small, "denoise", cache=tmp_path / "cache"), ["demo"], [0, 1], bar))
     pd.testing.assert_frame_equal(rows, again)  # from the cache: the same numbers
+    only = TaskControl(small, "denoise", cache=tmp_path / "cache", cached_only=True)
+    assert len(run_rows(only, ["demo", "scratch"], [0, 1, 2], bar)) == 4  # only the finished pairs, nothing trained
     write_report(rows, tmp_path / "reports", tasks=["denoise"])
     page = (tmp_path / "reports" / "positive_control.md").read_text().splitlines()
     assert page[0] == sentence(rows)

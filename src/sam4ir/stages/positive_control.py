@@ -17,8 +17,8 @@ control share it, so their difference is paired. Every student is scored with Ba
 
 Finished teachers and runs are kept in ``data/positive_control/<task>`` (ignored by git), keyed by the params, data,
 checkpoints and schedule they depend on (not the code: ``--fresh`` recomputes), so an interrupted run goes on where
-it stopped and a report over more tasks reuses what is done. Needs ``data/prepared`` and the baseline checkpoints
-(``dvc repro train_baseline``).
+it stopped and a report over more tasks reuses what is done; ``--cached-only`` trains nothing and writes the page of
+the finished pairs. Needs ``data/prepared`` and the baseline checkpoints (``dvc repro train_baseline``).
 
     python -m sam4ir.stages.positive_control [--tasks ...] [--seeds 0 1 2] [--schedules demo scratch]
 """
@@ -226,8 +226,9 @@ def split_psnr(net: nn.Module, params: Params, paths: TaskPaths, split: str) -> 
 class TaskControl:
     """One task's positive control: its teacher, baseline and runs, each computed once and kept in the cache."""
 
-    def __init__(self, params: Params, task: str, *, fresh: bool = False, cache: Path = CACHE) -> None:
-        self.params, self.paths, self.fresh = params, TaskPaths(task), fresh
+    def __init__(self, params: Params, task: str, *, fresh: bool = False, cache: Path = CACHE,
+                 cached_only: bool = False) -> None:
+        self.params, self.paths, self.fresh, self.cached_only = params, TaskPaths(task), fresh, cached_only
         self.cache = cache / task
         self.baseline_file = self.paths.run("baseline") / "model.pt"
         if not self.baseline_file.is_file():
@@ -272,6 +273,8 @@ class TaskControl:
         record = self._cached(path, key)
         if record is not None and weights.is_file():
             return models.load_model(weights), record
+        if self.cached_only:
+            raise Sam4irError(f"{path}: no finished teacher for these params (run without --cached-only)")
         from sam4ir.training.fit import TrainConfig
         net = build_net(self.params, kwargs, self.params.train.seed)
         seconds = _fit(self.params, self.paths, BaselineObjective(net, self.params.train.loss),
@@ -284,8 +287,9 @@ class TaskControl:
                   "baseline_psnr": {s: split_psnr(baseline, self.params, self.paths, s) for s in SPLITS}}
         return net, self._save(path, record)
 
-    def student(self, name: str, seed: int, distilled: bool) -> dict:
-        """One student of schedule ``name`` at ``seed``, distilled or its control: PSNR per split and minutes."""
+    def student(self, name: str, seed: int, distilled: bool) -> Optional[dict]:
+        """One student of schedule ``name`` at ``seed``, distilled or its control: PSNR per split and minutes
+        (None when ``cached_only`` and it has not run)."""
         from sam4ir.stages.run import build_ir
         from sam4ir.training.fit import TrainConfig
 
@@ -296,7 +300,7 @@ class TaskControl:
                         files_sha256([self.baseline_file]))
         path = self.cache / name / f"seed{seed}-{arm}.json"
         record = self._cached(path, key)
-        if record is not None:
+        if record is not None or self.cached_only:
             return record
         params = with_seed(self.params, seed)
         cfg = params.distill.model_copy(update={"spd_weight": params.distill.spd_weight * schedule.spd_factor})
@@ -328,6 +332,8 @@ def run_rows(control: TaskControl, schedules: list[str], seeds: list[int], bar) 
             for distilled in (True, False):
                 arms[distilled] = control.student(name, seed, distilled)
                 bar.update(1)
+            if None in arms.values():  # --cached-only: a pair not finished yet
+                continue
             for split in SCHEDULES[name].splits:
                 rows.append({"task": control.paths.task, "schedule": name, "split": split, "seed": seed,
                              "init": SCHEDULES[name].init, "iters": arms[True]["iters"], "lr": arms[True]["lr"],
@@ -350,6 +356,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--out", default="reports", help="folder of positive_control.{md,csv,png}")
     parser.add_argument("--no-report", action="store_true", help="only compute (another call writes the page)")
     parser.add_argument("--fresh", action="store_true", help="recompute the teacher and runs kept in the cache")
+    parser.add_argument("--cached-only", action="store_true", help="train nothing: the page of the finished pairs")
     return parser.parse_args(argv)
 
 
@@ -362,7 +369,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     unknown = [t for t in tasks if t not in params.tasks]
     if unknown:
         raise Sam4irError(f"{args.params}: task '{unknown[0]}' is not in tasks {params.tasks}")
-    controls = [TaskControl(params, task, fresh=args.fresh) for task in tasks]
+    controls = [TaskControl(params, task, fresh=args.fresh, cached_only=args.cached_only) for task in tasks]
     rows = []
     with progress_bar(total=len(tasks) * len(args.schedules) * len(args.seeds) * 2, desc="positive control") as bar:
         for control in controls:
