@@ -12,7 +12,7 @@ import pandas as pd
 from PIL import Image
 
 from sam4ir.io import write_image
-from sam4ir.report.figures import (MAX_SCENES, error_map, image_psnr, pick_scenes, restoration_panels,
+from sam4ir.report.figures import (MAX_SCENES, error_map, image_psnr, line_facets, pick_scenes, restoration_panels,
                                    scene_grid, training_curves)
 
 COLUMNS = ["input", "baseline", "spd_sgr", "target"]
@@ -95,3 +95,18 @@ def test_training_curves_give_distillation_its_own_axes_and_every_method_a_style
     assert set(styles) == {"control", "no_prior", "spd_sgr"} and len(set(styles.values())) == 3
     (legend,) = figures[0].legends
     assert [t.get_text() for t in legend.get_texts()] == ["baseline", "control", "no_prior", "spd_sgr"]
+
+
+def test_loss_terms_give_each_run_its_own_x_axis_and_show_a_single_point(tmp_path, monkeypatch):
+    """The teacher's 300 SPF steps beside the student's 100 distillation steps: neither squeezed by the other's
+    axis; a term logged once is still drawn."""
+    terms = pd.DataFrame([("derain", "spd", s, 0.05 - s / 1e4) for s in range(10, 110, 10)]
+                         + [("derain", "teacher recon2 (spf)", s, -18 - s / 100) for s in range(10, 310, 10)]
+                         + [("derain", "sgr", 100, 0.04)], columns=["task", "term", "step", "value"])
+    figures, original = [], plt.Figure.savefig
+    monkeypatch.setattr(plt.Figure, "savefig", lambda fig, *a, **k: (figures.append(fig), original(fig, *a, **k)))
+    line_facets(terms, y="value", hue="term", col="task", row="term", path=tmp_path / "t.png", title="t",
+                y_label="loss term")
+    spd, teacher, sgr = figures[0].axes
+    assert spd.get_xlim()[1] < 150 < teacher.get_xlim()[1] and spd.get_ylabel() == "loss term"
+    assert [line.get_marker() for line in sgr.get_lines() if len(line.get_xdata())] == ["o"]

@@ -92,9 +92,9 @@ def test_pages_open_with_the_answer_and_name_experiments_commit_and_runs_table(t
     _, main_md = build("main", rows)
     lines = main_md.splitlines()
     assert lines[0] == "# Main table: every IR model with and without the method" and lines[1] == ""
-    assert lines[2].startswith("With 3 seeds per configuration, with priors from SAM's masks (`sam.backend: sam`), the distilled "
-                               "network beats its controls (the control run and its no-prior twin) only with "
-                               "`model.name=nafnet` on derain:")
+    assert lines[2].startswith("With 3 seeds per configuration, with priors from SAM's masks (`sam.backend: sam`), "
+                               "the distilled network beats its controls (the control run and its no-prior twin) "
+                               "only with `model.name=nafnet` on derain:")
     assert lines[4].startswith("| config | task | distilled − control (dB) |")
     assert "teacher IR2 − baseline IR1 (dB)" in lines[4] and "teacher − student" not in main_md
     assert "Source: 6 finished experiment(s) of commit def5678, seeds [0, 1, 2]: hinet-s0," in main_md

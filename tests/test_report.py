@@ -190,8 +190,8 @@ def test_results_md_opens_with_its_answer_then_the_table(monkeypatch):
         "distilled − control -0.020 to -0.010 dB, distilled − no-prior -0.020 to -0.010 dB; the teacher's largest "
         "gain from its priors is +0.100 dB on derain, one run, so no spread.")
     table = lines[4].splitlines()
-    assert table[0] == ("| task | distilled − control (dB) | distilled − no-prior (dB) | teacher IR2 − baseline IR1 (dB) "
-                        "| teacher − no-prior teacher (dB) |")
+    assert table[0] == ("| task | distilled − control (dB) | distilled − no-prior (dB) | teacher IR2 − baseline IR1 "
+                        "(dB) | teacher − no-prior teacher (dB) |")
     assert table[2] == "| derain | -0.020 | -0.020 | +0.600 | +0.100 |" and table[3].startswith("| deblur |")
     text = "\n".join(lines)
     assert "Verdict" not in text and "no verdict" not in text and "teacher − student" not in text

@@ -20,8 +20,8 @@ SEED_PARAMS = (SEED_PARAM, "data.seed")  # repeats of one configuration: the see
 DEFAULTS = "defaults"  # the label of a configuration that changed nothing (when the study changed several params)
 # sam.backend by the region information it carries: the order the mechanism's controls are read in
 PRIOR_ORDER = ("none", "shuffled", "classical", "sam", "oracle")
-PRIOR_WORDS = {"none": "no regions", "shuffled": "another image's segments", "classical": "the classical stand-in for SAM",
-               "sam": "SAM's masks", "oracle": "exact segments"}
+PRIOR_WORDS = {"none": "no regions", "shuffled": "another image's segments",
+               "classical": "the classical stand-in for SAM", "sam": "SAM's masks", "oracle": "exact segments"}
 _BACKEND = re.compile(r"(?:^| )sam\.backend=(\S+)")
 
 

@@ -36,10 +36,12 @@ def save_figure(fig: plt.Figure, path: Path) -> None:
 def line_facets(df: pd.DataFrame, *, y: str, hue: str, col: str, path: Path, title: str,
                 row: str | None = None, y_label: str | None = None) -> None:
     """Seaborn line plots of ``y`` over ``step``, one panel per ``col`` (and ``row``) value, each panel on its own
-    y axis (loss terms of very different scales stay readable); ``y_label`` names the y axis (else ``y``)."""
+    x and y axis (loss terms of very different scales, and runs of different lengths such as the SPF teacher's and
+    the distillation's, stay readable), points marked (a series of one point still shows); ``y_label`` names the
+    y axis (else ``y``)."""
     sns.set_theme(style="whitegrid")
     grid = sns.relplot(data=df, x="step", y=y, hue=hue, col=col, row=row, kind="line", height=2.6 if row else 3.2,
-                       aspect=1.3, facet_kws={"sharey": False})
+                       aspect=1.3, marker="o", markersize=3, facet_kws={"sharey": False, "sharex": False})
     grid.set_axis_labels("step", y_label or y)
     grid.figure.suptitle(title, y=1.03)
     save_figure(grid.figure, path)

@@ -45,7 +45,8 @@ def _constant_params(about: Study) -> str:
     name = get("model.name")
     return (f"data source `{get('data.source')}`, model `{name}` ({model_args(about.defaults, name) or '?'}), "
             f"SPF prior `{get('spf.prior')}`, "
-            f"IR2 init `{get('spf.ir2_init')}`, λ₁ = {get('distill.spd_weight')}, λ₂ = {get('distill.sgr_weight')}, "
+            f"IR2 init `{get('spf.ir2_init')}`, λ₁ = {get('distill.spd_weight')}, "
+            f"λ₂ = {get('distill.sgr_weight')}, "
             f"{get('train.iters')} baseline iterations, {get('spf.iters')} SPF teacher iterations, "
             f"{get('distill.iters')} distillation iterations (teacher `{get('distill.teacher')}`, fed the "
             f"`{get('distill.teacher_input')}` output, init `{get('distill.init')}`)")
