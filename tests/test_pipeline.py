@@ -1,5 +1,8 @@
-"""End to end: the real `dvc repro` of this repository's dvc.yaml on a tiny copy of params.yaml, in a fresh
-git clone-like copy; then a no-op second repro and a distillation ablation that re-runs only what follows."""
+"""End to end: the real `dvc repro` of this repository's dvc.yaml on a tiny copy of params.yaml.
+
+One completed tiny workspace is built once per session (:func:`workspace`) and never changed afterwards; every test
+that edits, re-runs or experiments works in its own copy of it (:func:`project`), so the tests pass in any order.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import yaml
 from sam4ir.stages import run_stage
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # every test here runs DVC stages: the fast tier (-m "not slow") leaves them out
 
 
 def tiny_params() -> dict:
@@ -32,23 +36,40 @@ def tiny_params() -> dict:
     return params
 
 
-# Stages call `python`: the interpreter running the tests, even when its venv is not activated. Every stage process
-# of this module appends the params keys it read to TRACE (see sam4ir.params.config), checked against dvc.yaml at the end.
-TRACE = Path(os.environ.get("TMPDIR", "/tmp")) / f"sam4ir-params-trace-{os.getpid()}.jsonl"
-ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-       "SAM4IR_TRACE_PARAMS": str(TRACE)}
+# Stages call `python`: the interpreter running the tests, even when its venv is not activated.
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+for _trace in ("SAM4IR_TRACE_PARAMS", "SAM4IR_TRACE_IMPORTS"):
+    ENV.pop(_trace, None)
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
 
-def run(cmd: list[str], cwd: Path) -> str:
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900, env=ENV)
+def traced(trace: Path) -> dict:
+    """ENV where every stage process appends the params keys it read (sam4ir.params.config) and the sam4ir modules
+    it imported (sam4ir.stages) to files in ``trace``."""
+    trace.mkdir(parents=True, exist_ok=True)
+    return {**ENV, "SAM4IR_TRACE_PARAMS": str(trace / "params.jsonl"), "SAM4IR_TRACE_IMPORTS": str(trace / "imports.jsonl")}
+
+
+def run(cmd: list[str], cwd: Path, env: dict | None = None) -> str:
+    """``cmd`` in ``cwd``, whose stages import its own ``src/`` (each copy runs the code it was made with)."""
+    env = {**(env or ENV), "PYTHONPATH": str(cwd / "src")} if (cwd / "src").is_dir() else (env or ENV)
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout + done.stderr
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    TRACE.unlink(missing_ok=True)
-    root = tmp_path_factory.mktemp("clone")
+def dvc(*args: str, cwd: Path, env: dict | None = None) -> str:
+    return run([sys.executable, "-m", "dvc", *args], cwd, env)
+
+
+def copy_of(root: Path, dest: Path) -> Path:
+    shutil.copytree(root, dest, symlinks=True)
+    return dest
+
+
+def new_project(root: Path, env: dict) -> Path:
+    """This repository's tracked and new files (not its results) with the tiny params, as a git repository whose
+    `dvc repro` has run and whose results are committed."""
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
                            capture_output=True, text=True, check=True).stdout.split()
     for rel in files:
@@ -59,44 +80,104 @@ def project(tmp_path_factory) -> Path:
         shutil.copy2(REPO / rel, root / rel)
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
     run(["git", "init", "-q"], root)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], root)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], root)
-    run([sys.executable, "-m", "dvc", "repro"], root)
+    run(GIT + ["add", "-A"], root)
+    run(GIT + ["commit", "-qm", "code"], root)
+    dvc("repro", cwd=root, env=env)
+    run(GIT + ["add", "-A"], root)
+    run(GIT + ["commit", "-qm", "results"], root)
     return root
 
 
-def test_repro_produces_the_report(project):
-    results = pd.read_csv(project / "reports" / "results.csv")
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory) -> Path:
+    """The completed tiny workspace, shared read-only (its stage traces in ``../trace``)."""
+    base = tmp_path_factory.mktemp("workspace")
+    return new_project(base / "repo", traced(base / "trace"))
+
+
+@pytest.fixture
+def project(workspace, tmp_path) -> Path:
+    """This test's own copy of the completed workspace."""
+    return copy_of(workspace, tmp_path / "repo")
+
+
+SAM_SIZES = {"vit_b": dict(encoder_embed_dim=16, encoder_depth=1), "vit_l": dict(encoder_embed_dim=32, encoder_depth=2)}
+
+
+@pytest.fixture(scope="session")
+def sam_experiments(workspace, tmp_path_factory) -> tuple[Path, list[str]]:
+    """A copy of the workspace with two experiments of two small random SAMs (the real segment_anything code), and
+    what each experiment's `dvc exp run` printed; stage traces in ``../trace``."""
+    from sam4ir.sam import build_sam, save_sam_with_config
+
+    base = tmp_path_factory.mktemp("sam")
+    root, env, logs = copy_of(workspace, base / "repo"), traced(base / "trace"), []
+    for model_type, size in SAM_SIZES.items():
+        torch.manual_seed(0)
+        config = dict(encoder_num_heads=2, encoder_global_attn_indexes=[0], image_size=64, window_size=4,
+                      prompt_embed_dim=16, decoder_depth=1, decoder_mlp_dim=32, decoder_num_heads=2,
+                      iou_head_hidden_dim=16, mask_in_chans=4, **size)
+        checkpoint = f"data/sam/small_{model_type}.pth"
+        save_sam_with_config(build_sam(**config), config, root / checkpoint)
+        logs.append(dvc("exp", "run", "-S", "sam.backend=sam", "-S", f"sam.model_type={model_type}", "-S",
+                        f"sam.checkpoint={checkpoint}", "-S", "sam.download=false",
+                        "-S", "sam.generator.points_per_side=4", "-S", "sam.generator.pred_iou_thresh=0.0",
+                        "-S", "sam.generator.stability_score_thresh=0.0", "-S", "sam.generator.box_nms_thresh=1.0",
+                        cwd=root, env=env))
+    return root, logs
+
+
+def ran_stages(log: str) -> set[str]:
+    return {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")}
+
+
+def stages_of(root: Path) -> dict[str, dict]:
+    return yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+
+
+def stale_stages(root: Path) -> set[str]:
+    """The stages `dvc status` flags as changed (their own deps, params or command; not what follows them)."""
+    done = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=root, capture_output=True, text=True,
+                          env=ENV)
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout))
+
+
+def test_repro_produces_the_report(workspace):
+    results = pd.read_csv(workspace / "reports" / "results.csv")
     assert set(results.task) == {"derain"}
     assert {"baseline", "control", "no_prior", "spd_sgr", "ir2", "ir2_no_prior"} <= set(results.method)
     for col in ("psnr", "ssim", "input_psnr", "input_ssim", "params"):
         assert results[col].notna().all(), col
     ir1 = results[~results.method.str.startswith("ir2")]
     assert ir1.groupby("task").params.nunique().eq(1).all()  # distillation never changes IR1's size
-    cost = pd.read_csv(project / "reports" / "cost.csv")
+    cost = pd.read_csv(workspace / "reports" / "cost.csv")
     assert cost.loc[0, "params"] == cost.loc[1, "params"] and cost.loc[0, "gmacs"] == cost.loc[1, "gmacs"]
-    md = (project / "reports" / "results.md").read_text()
+    md = (workspace / "reports" / "results.md").read_text()
     assert "needs_sam_at_inference" in md and "classical" in md
     for name in ("training_curves", "loss_terms", "grid_derain"):
-        assert (project / "reports" / "figures" / f"{name}.png").stat().st_size > 1000
-    metrics = json.loads((project / "data" / "eval" / "derain" / "metrics.json").read_text())
+        assert (workspace / "reports" / "figures" / f"{name}.png").stat().st_size > 1000
+    metrics = json.loads((workspace / "data" / "eval" / "derain" / "metrics.json").read_text())
     assert set(metrics) >= {"input", "baseline", "spd_sgr", "ir2"}
 
 
 def test_second_repro_is_a_no_op(project):
-    out = run([sys.executable, "-m", "dvc", "repro"], project)
+    out = dvc("repro", cwd=project)
     assert "Running stage" not in out
     assert "up to date" in out
 
 
-def test_forced_rerun_reproduces_every_output_bit_for_bit(project):
-    """Every stage again from scratch (data, masks, training, control, no_prior, distillation, evaluation, report):
-    the same bytes (no timings or run counts inside an out), so dvc.lock does not change and DVC sees nothing new."""
+def test_a_rerun_under_other_cpu_dispatch_and_threads_gives_the_same_bytes(project):
+    """Every stage again from scratch with torch's generic kernels, oneDNN held to SSE4.1, MKL and OpenMP at two
+    threads (unpinned, each of these changes the trained weights): the stages pin their own code paths
+    (sam4ir.cpu_pins), so every output has the same bytes, dvc.lock does not change and DVC sees nothing new."""
     lock = (project / "dvc.lock").read_text()
-    out = run([sys.executable, "-m", "dvc", "repro", "--force"], project)
-    assert out.count("Running stage") == 11, out  # every stage of the one-task DAG (code included)
+    other = {**ENV, "ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41", "OMP_NUM_THREADS": "2",
+             "MKL_NUM_THREADS": "2", "MKL_CBWR": "AUTO", "OPENBLAS_CORETYPE": "Prescott"}
+    out = dvc("repro", "--force", cwd=project, env=other)
+    assert out.count("Running stage") == len(stages_of(project)), out  # every stage of the one-task DAG
     assert (project / "dvc.lock").read_text() == lock
-    assert "Data and pipelines are up to date" in run([sys.executable, "-m", "dvc", "status"], project)
+    assert "Data and pipelines are up to date" in dvc("status", cwd=project)
 
 
 def test_full_disk_during_evaluate_is_one_line_and_a_rerun_restores_the_outputs(project, monkeypatch):
@@ -124,32 +205,49 @@ def test_folder_data_is_tracked_by_content(project):
     extra = project / "data" / "real" / "derain" / "train" / "input" / "x.png"
     extra.parent.mkdir(parents=True)
     extra.write_bytes(b"new data")
-    try:
-        status = run([sys.executable, "-m", "dvc", "status", "prepare_data"], project)
-        assert "modified:           data/real" in status, status
-    finally:
-        shutil.rmtree(project / "data" / "real" / "derain")
-    assert "up to date" in run([sys.executable, "-m", "dvc", "status", "prepare_data"], project)
+    assert "modified:           data/real" in dvc("status", "prepare_data", cwd=project)
+
+
+def test_a_hand_edit_committed_with_dvc_commit_reruns_every_stage_that_reads_the_folder(project):
+    """An image of data/prepared replaced by hand and recorded with `dvc commit -f prepare_data`: every stage that
+    reads the folder is stale (never "up to date" on data it never saw)."""
+    first, second = sorted((project / "data" / "prepared" / "derain" / "train" / "input").glob("*.png"))[:2]
+    first.write_bytes(second.read_bytes())
+    dvc("commit", "-f", "prepare_data", cwd=project)
+    readers = {name for name, stage in stages_of(project).items() if "data/prepared" in stage.get("deps", [])}
+    assert readers >= {"sam_masks", "train_baseline", "evaluate"}
+    assert stale_stages(project) == readers
+
+
+def test_an_edit_reruns_exactly_the_stages_that_import_the_module(project):
+    """io.py decodes every image: an edit there (after the code stage has run) flags every stage; an edit to a
+    module only the report imports flags the report alone."""
+    everything = set(stages_of(project)) - {"code"}
+    with open(project / "src" / "sam4ir" / "io.py", "a") as f:
+        f.write("\n# an edit\n")
+    dvc("repro", "code", cwd=project)
+    assert stale_stages(project) == everything
+    run(GIT + ["checkout", "--", "src"], project)
+    dvc("repro", "code", cwd=project)
+    assert stale_stages(project) == set()
+    with open(project / "src" / "sam4ir" / "report" / "figures.py", "a") as f:
+        f.write("\n# an edit\n")
+    dvc("repro", "code", cwd=project)
+    assert stale_stages(project) == {"report"}
 
 
 def test_remote_cache_shares_masks_and_checkpoints(project, tmp_path):
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    run([sys.executable, "-m", "dvc", "remote", "add", "-d", "team", str(tmp_path / "remote")], project)
-    run(git + ["add", "-A"], project)
-    run(git + ["commit", "-qm", "results"], project)
-    run([sys.executable, "-m", "dvc", "push"], project)
+    dvc("remote", "add", "-d", "team", str(tmp_path / "remote"), cwd=project)
+    run(GIT + ["commit", "-qam", "remote"], project)
+    dvc("push", cwd=project)
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
     assert not (clone / "data" / "masks" / "derain").exists()
-    run([sys.executable, "-m", "dvc", "pull"], clone)
+    dvc("pull", cwd=clone)
     assert any((clone / "data" / "masks" / "derain" / "train").glob("*.png"))
     assert (clone / "data" / "runs" / "spd_sgr" / "derain" / "model.pt").is_file()
-    out = run([sys.executable, "-m", "dvc", "repro"], clone)
+    out = dvc("repro", cwd=clone)
     assert "Running stage" not in out, out
-
-
-def ran_stages(log: str) -> set[str]:
-    return {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")}
 
 
 @pytest.mark.parametrize("key, value, expected", [
@@ -163,54 +261,36 @@ def ran_stages(log: str) -> set[str]:
     ("train.batch_size", 4, {"train_baseline", "spf", "spf_no_prior", "control", "no_prior", "distill"}),
     ("eval.crop_border", 4, {"evaluate"}),
 ])
-def test_a_param_reruns_only_the_stages_that_read_it(project, key, value, expected):
-    """The stages a param change invalidates directly (`dvc repro --dry`: nothing runs); DVC re-runs what depends
-    on their outputs after them."""
+def test_a_param_reruns_only_the_stages_that_read_it(workspace, tmp_path, key, value, expected):
+    """The stages a param change invalidates directly (`dvc status`: nothing runs); DVC re-runs what depends on
+    their outputs after them. Only params.yaml changes, so this copy holds just the files DVC's status reads."""
+    project = copy_of(workspace, tmp_path / "repo")
     params = yaml.safe_load((project / "params.yaml").read_text())
     section, name = key.split(".")
     params[section][name] = value
-    original = (project / "params.yaml").read_text()
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    try:
-        out = run([sys.executable, "-m", "dvc", "repro", "--dry"], project)
-    finally:
-        (project / "params.yaml").write_text(original)
-    assert ran_stages(out) == expected, out
+    assert stale_stages(project) == expected
 
 
 def test_a_loss_weight_sweep_retrains_only_the_student(project):
     """A λ experiment pays for what it changes: the student, its evaluation and the report; never the data, the
     masks, the baseline, the SPF teachers, the control or no_prior (SGR is zero without regions)."""
-    # --temp: the experiment runs in a copy, so the workspace (params.yaml, outs) stays as the other tests expect
-    out = run([sys.executable, "-m", "dvc", "exp", "run", "--temp", "-S", "distill.sgr_weight=0.5"], project)
+    out = dvc("exp", "run", "--temp", "-S", "distill.sgr_weight=0.5", cwd=project)
     assert ran_stages(out) == {"distill", "evaluate", "report"}, out
 
 
-def test_sam_size_table_from_two_small_sams(project, tmp_path):
-    """Two small random SAMs through the real segment_anything code: masks -> distill -> evaluate per experiment,
-    then the SAM-size table over sam.model_type (its numbers mean nothing: random SAM weights, tiny data)."""
-    from sam4ir.sam import build_sam, save_sam_with_config
-
-    sizes = {"vit_b": dict(encoder_embed_dim=16, encoder_depth=1), "vit_l": dict(encoder_embed_dim=32, encoder_depth=2)}
-    for model_type, size in sizes.items():
-        torch.manual_seed(0)
-        config = dict(encoder_num_heads=2, encoder_global_attn_indexes=[0], image_size=64, window_size=4,
-                      prompt_embed_dim=16, decoder_depth=1, decoder_mlp_dim=32, decoder_num_heads=2,
-                      iou_head_hidden_dim=16, mask_in_chans=4, **size)
-        checkpoint = f"data/sam/small_{model_type}.pth"
-        save_sam_with_config(build_sam(**config), config, project / checkpoint)
-        out = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "sam.backend=sam", "-S",
-                   f"sam.model_type={model_type}", "-S", f"sam.checkpoint={checkpoint}", "-S", "sam.download=false",
-                   "-S", "sam.generator.points_per_side=4", "-S", "sam.generator.pred_iou_thresh=0.0",
-                   "-S", "sam.generator.stability_score_thresh=0.0", "-S", "sam.generator.box_nms_thresh=1.0"],
-                  project)
+def test_sam_size_table_from_two_small_sams(sam_experiments, tmp_path):
+    """Two small random SAMs: masks -> distill -> evaluate per experiment, then the SAM-size table over
+    sam.model_type (its numbers mean nothing: random SAM weights, tiny data)."""
+    root, logs = sam_experiments
+    for log in logs:
         # another prior source re-runs the masks and what reads them; the baseline, control and no_prior are reused
-        assert ran_stages(out) == {"sam_masks", "spf", "distill", "evaluate", "report"}, out
-    run([sys.executable, "-m", "sam4ir.stages.paper_tables", "sam_size", "--out", str(tmp_path)], project)
+        assert ran_stages(log) == {"sam_masks", "spf", "distill", "evaluate", "report"}, log
+    run([sys.executable, "-m", "sam4ir.stages.paper_tables", "sam_size", "--out", str(tmp_path)], root)
     table = pd.read_csv(tmp_path / "sam_size.csv")
     mean = table[table.set == "mean"]
-    assert set(mean["sam.model_type"]) == set(sizes)  # the other experiments' priors were not SAM's
-    for model_type in sizes:
+    assert set(mean["sam.model_type"]) == set(SAM_SIZES)  # the other experiments' priors were not SAM's
+    for model_type in SAM_SIZES:
         rows = mean[mean["sam.model_type"] == model_type]
         assert {"baseline", "control", "no_prior", "spd_sgr", "ir2"} <= set(rows.method)
         assert (rows.segments_per_image > 0).all() and (rows.priors == "sam").all()
@@ -221,20 +301,10 @@ def test_a_plain_network_of_ones_own_runs_the_whole_dag_and_restores(project, tm
     """`model.name` as an import path (tests/own_nets.py: a plain nn.Module, wrapped by the library): baseline,
     teachers, control, no_prior, distillation, evaluation and report all run with it, and `sam4ir restore` restores
     an image with the distilled checkpoint, which names the network itself."""
-    out = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "model.name=tests.own_nets.TinyDnCNN",
-               "-S", "+model.args.tests.own_nets.TinyDnCNN={width: 8, depth: 3}"], project)
-    try:
-        check_own_network_run(project, out, tmp_path)
-    finally:  # the workspace back to the committed params and results, as the other tests expect
-        tracked = run(["git", "ls-files", "params.yaml", "dvc.lock"], project).split()
-        run(["git", "checkout", "--", *tracked], project)
-        if "dvc.lock" in tracked:
-            run([sys.executable, "-m", "dvc", "checkout", "--force"], project)
-
-
-def check_own_network_run(project: Path, out: str, tmp_path: Path) -> None:
     from sam4ir.io import read_image
 
+    out = dvc("exp", "run", "-S", "model.name=tests.own_nets.TinyDnCNN",
+              "-S", "+model.args.tests.own_nets.TinyDnCNN={width: 8, depth: 3}", cwd=project)
     assert ran_stages(out) == {"train_baseline", "spf", "spf_no_prior", "control", "no_prior", "distill", "evaluate",
                                "report"}, out
     results = pd.read_csv(project / "reports" / "results.csv")
@@ -246,6 +316,38 @@ def check_own_network_run(project: Path, out: str, tmp_path: Path) -> None:
          "restore", "--checkpoint", "data/runs/spd_sgr/derain/model.pt", "--input", str(image),
          "--output", str(tmp_path / "restored")], project)
     assert read_image(tmp_path / "restored" / image.name).shape == read_image(image).shape
+
+
+def traces(*roots: Path, kind: str) -> dict[str, set[str]]:
+    """{stage command: what its processes recorded} over the trace files beside ``roots`` (a task's own process,
+    ``... --task T``, counts for its stage's command)."""
+    found: dict[str, set[str]] = {}
+    for root in roots:
+        for line in (root.parent / "trace" / f"{kind}.jsonl").read_text().splitlines():
+            record = json.loads(line)
+            argv = record["argv"]
+            if "--task" in argv:  # a task's process of a stage (sam4ir.stages.shared.tasks)
+                at = argv.index("--task")
+                argv = argv[:at] + argv[at + 2:]
+                argv = [a for a in argv if a not in ("--params", "params.yaml")]
+            found.setdefault(" ".join(["python", *argv]), set()).update(record["reads" if kind == "params" else "modules"])
+    return found
+
+
+def test_every_stage_s_code_record_covers_every_module_its_processes_imported(workspace, sam_experiments):
+    """What each stage process really imported (the default run and the SAM experiments, whose masks import the
+    segment_anything wrappers) is inside the code record its dvc.yaml entry depends on: an edit to any of those
+    modules re-runs the stage."""
+    imported = traces(workspace, sam_experiments[0], kind="imports")
+    stages = stages_of(workspace)
+    assert {s["cmd"].split("#")[0].strip() for s in stages.values()} <= set(imported), "a stage never ran"
+    for name, stage in stages.items():
+        record = next(d for d in stage["deps"] if d.startswith(("data/code/", "src/")))
+        if name == "code":
+            continue
+        covered = set(json.loads((workspace / record).read_text())["modules"])
+        missing = imported[stage["cmd"].split("#")[0].strip()] - covered
+        assert not missing, f"{name}: {record} misses {sorted(missing)}"
 
 
 # What a stage may read without declaring it (it cannot change the outputs), and what it declares but reads only on
@@ -272,14 +374,13 @@ BRANCHES = {
                      "data.subimages": "folder and download sources"},
     "sam_masks": {"sam.shuffle_from": "sam.backend: shuffled", "sam.shuffle_seed": "sam.backend: shuffled"},
     "control": STUDENT_BRANCHES, "no_prior": SPD_BRANCHES, "distill": SPD_BRANCHES,
-    "report": {"distill.recon2_weight": "distill.teacher: joint", "spf.detach_input": "distill.teacher: joint"},
+    "report": {"distill.recon2_weight": "distill.teacher: joint", "spf.detach_input": "distill.teacher: joint",
+               "train.iters": "distill.init: scratch (the schedule it states)"},
 }
 
 
-# dvc.yaml declares `model.args` whole (a key per chosen network, `model.args.${model.name}`, needs interpolation,
-# which costs DVC ~0.3 s per command: dvc.yaml's header); a stage reads the chosen network's arguments, whichever
-# network an experiment chose (the own-network test model.args.tests.own_nets.TinyDnCNN, the others
-# model.args.nafnet). Both stand for the same thing here; the networks not chosen are declared with them.
+# dvc.yaml declares `model` whole; a stage reads the chosen network's arguments (model.args.nafnet here). The
+# networks not chosen are declared with them.
 CHOSEN = "model.args.<chosen network>"
 
 
@@ -313,21 +414,18 @@ def leaves(params, keys) -> set[str]:
     return found
 
 
-def test_every_stage_declares_exactly_the_params_it_reads(project):
-    """Each stage process of this module's runs (the classical default, the SAM experiments, a sweep) recorded the
-    params keys it read. A stage reading a key its dvc.yaml entry does not declare would not re-run when that key
-    changes (a stale result); one declaring a key it never reads re-runs for nothing (sweeps pay for it)."""
+def test_every_stage_declares_exactly_the_params_it_reads(workspace, sam_experiments):
+    """Each stage process of the default run and of the SAM experiments recorded the params keys it read. A stage
+    reading a key its dvc.yaml entry does not declare would not re-run when that key changes (a stale result); one
+    declaring a key it never reads re-runs for nothing (sweeps pay for it)."""
     from dvc.dependency.param import ParamsDependency
     from dvc.repo import Repo
 
     from sam4ir.params.config import load_params
 
-    params = load_params(project / "params.yaml")
-    reads: dict[str, set[str]] = {}
-    for line in TRACE.read_text().splitlines():
-        record = json.loads(line)
-        reads.setdefault(" ".join(["python", *record["argv"]]), set()).update(record["reads"])
-    with Repo(str(project)) as repo:
+    params = load_params(workspace / "params.yaml")
+    reads = traces(workspace, sam_experiments[0], kind="params")
+    with Repo(str(workspace)) as repo:
         stages = list(repo.index.stages)
     # every stage that reads params ran and recorded them (the code stage reads none, so records nothing)
     assert {s.cmd for s in stages if s.name != "code"} <= set(reads), "a stage of dvc.yaml never ran"

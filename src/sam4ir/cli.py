@@ -39,7 +39,7 @@ GROUPS: dict[str, dict[str, Command]] = {
         "evaluate": Command("sam4ir.stages.evaluate", "Score the trained networks (PSNR/SSIM) on the test pairs."),
         "report": Command("sam4ir.stages.report", "Regenerate the tables, figures and image grids in reports/."),
         "code": Command("sam4ir.stages.code",
-                        "Write data/code/<stage>.json: a fingerprint of exactly the code each stage runs."),
+                        "Write data/code/<stage>.json: the modules each stage's process can import, and their sha256."),
     },
     "reports over finished experiments (dvc exp show)": {
         "ablation": Command("sam4ir.stages.ablation_report",

@@ -382,6 +382,7 @@ class Train(Section):
     num_workers: Size
     amp: one_of(AMP_MODES)
     device: Device
+    deterministic: bool
 
     @field_validator("min_lr")
     @classmethod
@@ -507,7 +508,7 @@ def _first_error(err: ValidationError, where: str) -> str:
     if first["type"] == "missing":
         return f"{where}: missing param '{key}'{more}"
     if first["type"] == "extra_forbidden":
-        return f"{where}: unknown param '{key}' (misspelt? see the README's params){more}"
+        return f"{where}: unknown param '{key}' (misspelt? see docs/pipeline.md){more}"
     value = repr(first["input"])
     value = value if len(value) <= 60 else value[:57] + "..."
     return f"{where}: param '{key}' = {value}: {message}{more}"

@@ -22,7 +22,6 @@ import torch
 from sam4ir import models
 from sam4ir.data import scan_pairs
 from sam4ir.errors import Sam4irError
-from sam4ir.fingerprint import write_fingerprint
 from sam4ir.inference import to_tensor, to_uint8
 from sam4ir.io import atomic_path, read_image, read_label_map, write_image, write_json
 from sam4ir.method.spf import spf_input
@@ -33,7 +32,7 @@ from sam4ir.scores import summarise_scores
 from sam4ir.segmentation_check import matching_miou
 from sam4ir.stages import run_stage
 from sam4ir.stages.shared.args import load_task_params, stage_args
-from sam4ir.stages.shared.paths import EVAL, EVALUATED, TaskPaths
+from sam4ir.stages.shared.paths import EVALUATED, TaskPaths
 from sam4ir.stages.shared.tasks import run_tasks
 from sam4ir.stages.sam_masks import build_segmenter
 from sam4ir.training.fit import resolve_device
@@ -108,7 +107,7 @@ def run_task(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    run_tasks(stage_args(__doc__), run_task, finish=lambda params: write_fingerprint(EVAL))  # what report reads
+    run_tasks(stage_args(__doc__), run_task)
 
 
 if __name__ == "__main__":

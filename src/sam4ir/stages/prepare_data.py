@@ -30,14 +30,13 @@ from sam4ir.data import build_demo, build_scenes, scan_pairs, scan_splits
 from sam4ir.data.paired import VAL_PAIRS
 from sam4ir.datasets import clear, prepare_download
 from sam4ir.datasets.subimages import Manifest, SubimageSpec, group_by_source, read_windows, write_subimages
-from sam4ir.fingerprint import write_fingerprint
 from sam4ir.errors import Sam4irError
 from sam4ir.io import header_size, read_image, write_image, write_json
 from sam4ir.progress import progress_bar
 from sam4ir.params.schema import Data, Params, check_image_sizes
 from sam4ir.stages import run_stage
 from sam4ir.stages.shared.args import load_task_params, stage_args
-from sam4ir.stages.shared.paths import PREPARED, TaskPaths
+from sam4ir.stages.shared.paths import TaskPaths
 from sam4ir.stages.shared.tasks import run_tasks
 
 
@@ -66,6 +65,17 @@ def import_folder(src: Path, out: Path, subimages: SubimageSpec | None = None) -
     return counts
 
 
+def missing_folder(folder: Path) -> Sam4irError:
+    """The one line for a task folder that is not there, and what to run: a ``dvc exp run --temp`` or ``--queue``
+    experiment, and a clone, have only what git and DVC track, and data/real is git-ignored."""
+    tracked = folder.with_name(folder.name + ".dvc")
+    if tracked.is_file():
+        return Sam4irError(f"{folder}: dataset folder not found, though {tracked} tracks it: run `dvc pull {tracked}`")
+    return Sam4irError(f"{folder}: dataset folder not found (git ignores data/real, so experiments run with --temp or "
+                       f"--queue and clones get a folder only through DVC): where the data is, run `dvc add {folder}`, "
+                       f"commit {tracked} and `dvc push`")
+
+
 def subimage_specs(data: Data) -> dict[str, SubimageSpec | None]:
     """``data.subimages``: set (or, for the folder source, task) -> its sub-image windows, or none."""
     return {name: None if spec is None else SubimageSpec(**spec.model_dump()) for name, spec in data.subimages.items()}
@@ -92,7 +102,10 @@ def run_task(args: argparse.Namespace) -> None:
     elif data.source == "folder":
         if args.task not in data.folder:
             raise params.error(f"data.folder.{args.task}", "missing: no folder is named for this task")
-        summary = import_folder(Path(data.folder[args.task]), out, subimage_specs(data).get(args.task))
+        folder = Path(data.folder[args.task])
+        if not folder.is_dir():
+            raise missing_folder(folder)
+        summary = import_folder(folder, out, subimage_specs(data).get(args.task))
     else:
         if getattr(data.download, args.task) is None:
             raise params.error(f"data.download.{args.task}", "missing: no training and test sets are named")
@@ -106,7 +119,7 @@ def run_task(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    run_tasks(stage_args(__doc__), run_task, finish=lambda params: write_fingerprint(PREPARED))
+    run_tasks(stage_args(__doc__), run_task)
 
 
 def check_prepared_sizes(params: Params, out: Path) -> None:

@@ -13,10 +13,9 @@ from torch import nn
 
 import sam4ir
 from sam4ir import models
-from sam4ir.fingerprint import write_fingerprint
 from sam4ir.io import atomic_path, files_sha256
 from sam4ir.params.schema import Params
-from sam4ir.stages.shared.paths import LIVE, RUNS, TaskPaths
+from sam4ir.stages.shared.paths import TaskPaths
 from sam4ir.training.fit import TrainConfig
 
 
@@ -153,13 +152,10 @@ def train_run(params: Params, paths: TaskPaths, method: str, objective: nn.Modul
 
 
 def finish_run(method: str) -> Callable[[Params], None]:
-    """A training stage's ``finish``: write the fingerprint of its two outs (``data/runs/<method>/fingerprint.json``
-    over the checkpoints and the dvclive logs: what evaluate and report depend on), then drop every task's resume
-    state and curve backup of ``method``. Those outlive each task's run on purpose: DVC deletes the stage's outs
-    before a re-run, and a task that had finished when another one failed then resumes from its final state instead
-    of training again (sam4ir.stages.shared.tasks)."""
+    """A training stage's ``finish``: drop every task's resume state and curve backup of ``method``. Those outlive
+    each task's run on purpose: DVC deletes the stage's outs before a re-run, and a task that had finished when
+    another one failed then resumes from its final state instead of training again (sam4ir.stages.shared.tasks)."""
     def finish(params: Params) -> None:
-        write_fingerprint(RUNS / method, LIVE / method)
         for task in params.tasks:
             paths = TaskPaths(task)
             paths.resume_state(method).unlink(missing_ok=True)

@@ -39,7 +39,6 @@ import torch
 import sam4ir.sam as sam_package
 from sam4ir.datasets.subimages import MANIFEST, read_windows
 from sam4ir.errors import Sam4irError
-from sam4ir.fingerprint import write_fingerprint
 from sam4ir.io import TEMP_SUFFIX, files_sha256, write_json
 from sam4ir.sam import (SOURCE_DIRS, ClassicalSegmenter, SamSegmenter, ensure_checkpoint, extract_masks,
                         generator_kwargs, label_map_path, load_sam, resolve_device, segment_counts)
@@ -49,7 +48,7 @@ from sam4ir.sam.ledger import MapLedger
 from sam4ir.params.schema import Params
 from sam4ir.stages import command_parser, run_stage
 from sam4ir.stages.shared.args import load_task_params
-from sam4ir.stages.shared.paths import MASKS, TaskPaths
+from sam4ir.stages.shared.paths import TaskPaths
 from sam4ir.stages.shared.tasks import run_tasks
 
 SPLITS = ("train", "test")
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--shard", default="0/1", help="i/n: process every n-th source image starting at the i-th")
     args = parser.parse_args(argv)
-    run_tasks(args, run_task, forward=["--shard", args.shard], finish=lambda params: write_fingerprint(MASKS))
+    run_tasks(args, run_task, forward=["--shard", args.shard])
 
 
 def run_task(args: argparse.Namespace) -> None:

@@ -57,6 +57,7 @@ class TrainConfig:
     num_workers: int = 0
     amp: str = "none"
     device: str = "auto"
+    deterministic: bool = True
 
     @classmethod
     def from_params(cls, train: Train, *, iters: Optional[int] = None, lr: Optional[float] = None) -> "TrainConfig":
@@ -167,6 +168,9 @@ def fit(objective: nn.Module, train_set: Dataset, cfg: TrainConfig, *, state_pat
     loss diverges stops with a one-line error naming ``desc`` (:func:`check_diverged`).
     """
     objective.to(device)
+    if device.type == "cuda":  # the CPU's code paths are pinned before torch loads (sam4ir.cpu_pins)
+        torch.use_deterministic_algorithms(cfg.deterministic)
+        torch.backends.cudnn.benchmark = not cfg.deterministic
     params = [p for p in objective.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.iters, eta_min=cfg.min_lr)

@@ -13,10 +13,6 @@ EVALUATED = ("baseline", "control", "no_prior", "spd_sgr")
 
 
 DATA = Path("data")
-# one DVC out each, every task's folder inside; a stage that reads them depends on their fingerprint.json
-PREPARED, MASKS, EVAL = DATA / "prepared", DATA / "masks", DATA / "eval"
-# <folder>/<method>: one DVC out each per training stage; runs/<method>/fingerprint.json stands for both
-RUNS, LIVE = DATA / "runs", DATA / "live"
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,13 @@
 """A stage runs every task of ``tasks``: one DVC stage per step, the tasks at once where the hardware allows.
 
 A stage command without ``--task`` (what ``dvc.yaml`` runs) does every task of the params. On a CPU-only machine it
-runs ``parallel_tasks`` of them at once, each as its own ``--task`` process with its share of the cores as torch
-threads: the demo's small networks gain little from a second thread (a step at 2 threads takes longer than at 1 on
-the 2-core reference machine) and much from a second task beside it. With CUDA, or under ``torchrun``, the tasks run
-one after the other in this process (each would want the whole GPU). ``--task T`` runs one task, in this process.
+runs ``parallel_tasks`` of them at once, each as its own ``--task`` process. Every process computes on one thread
+(``sam4ir.cpu_pins``: a thread count changes how reductions are split, and so the bytes), so a machine's cores are
+used by running tasks side by side, never by threads. With CUDA, or under ``torchrun``, the tasks run one after the
+other in this process (each would want the whole GPU). ``--task T`` runs one task, in this process.
 
-One stage per step instead of one per task and step keeps ``dvc.yaml`` and ``dvc.lock`` a third of the size, so a
-no-op ``dvc repro`` parses and checks a third as much, and a fresh clone pays for a third of the processes.
+One stage per step instead of one per task and step keeps ``dvc.yaml`` and ``dvc.lock`` short, so a no-op
+``dvc repro`` parses and checks less, and a fresh clone starts fewer processes.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def tasks_at_once(params: Params) -> int:
 def run_tasks(args: argparse.Namespace, run_task: Callable[[argparse.Namespace], None], *,
               forward: Sequence[str] = (), finish: Callable[[Params], None] | None = None) -> None:
     """``run_task(args)`` for ``args.task``, or for every task of the params; then ``finish(params)``, once every
-    task has succeeded (a stage's whole-folder records: fingerprints, clearing the resume states).
+    task has succeeded (a stage's whole-folder work: clearing the resume states).
 
     ``forward``: the stage's own options to pass on to each task's process (``--params`` always is). A task that
     fails prints its own one-line error; the others still finish (their resume states are kept either way), then
@@ -80,13 +80,10 @@ def _stage_module(run_task: Callable) -> str:
 
 
 def _in_processes(module: str, tasks: Sequence[str], at_once: int, options: list[str]) -> list[str]:
-    """Run ``python -m module --task T`` for every task, ``at_once`` at a time, each on its share of the cores;
-    the tasks whose process failed."""
-    threads = str(max(1, cpu_cores() // at_once))
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-
+    """Run ``python -m module --task T`` for every task, ``at_once`` at a time (each pins its own CPU code paths and
+    thread: ``sam4ir.cpu_pins``); the tasks whose process failed."""
     def one(task: str) -> int:
-        return subprocess.run([sys.executable, "-m", module, "--task", task, *options], env=env).returncode
+        return subprocess.run([sys.executable, "-m", module, "--task", task, *options]).returncode
 
     with ThreadPoolExecutor(at_once) as pool:
         codes = list(pool.map(one, tasks))
