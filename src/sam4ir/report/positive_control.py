@@ -127,7 +127,8 @@ def write_report(runs: pd.DataFrame, out: Path, *, tasks: list[str]) -> None:
              f"{int(first.width_factor.iloc[0])}× wider, same blocks ({int(first.teacher_params.iloc[0]):,} "
              f"parameters against {int(first.baseline_params.iloc[0]):,}), no priors, trained with the baseline's "
              "recipe; distilled with the project's L_SPD (distill.spd_loss) on the restored images (analyzer "
-             "`images`), weight λ₁; control: the same schedule and seed without that term.", "",
+             "`images`), weight λ₁; control: the same schedule and seed without that term. Training the teacher took "
+             + ", ".join(f"{r.teacher_minutes:.1f} min ({r.task})" for r in first.itertuples()) + ".", "",
              "## Test split (the reported schedules)", "", _markdown_table(test), "",
              "PSNR (BasicSR, the evaluate stage's conventions) on the test split; distilled − control paired by seed "
              f"(mean ± std over seeds). Rule: {RULE}. Minutes: wall time of the distilled and control runs together, "
