@@ -23,6 +23,9 @@ Writes ``DIR/gpu_check.json`` (rewritten after each section, so a run cut short 
   forward), in the steady state (after the batches prefetched during the first step) and over the whole run,
   with the step time and first-batch latency.
 
+The check runs on the torch it finds (a cluster's own CUDA build will do): any release in :data:`TORCH_ACCEPTED`,
+named with the version found at the start of the run and in ``env``; ``--check-torch`` says only that.
+
 ``--tiny`` runs the same code on CPU in seconds (a small random SAM at 64 px, a narrow NAFNet, 64 px sub-images),
 so the test suite keeps this script working. The ViT-H run is sized for one H200 in well under 8 minutes.
 """
@@ -57,6 +60,10 @@ from sam4ir.params.schema import Params
 from sam4ir.training.fit import TrainConfig, fit, resolve_device
 
 HERE = Path(__file__).resolve().parent
+# The torch releases sam4ir runs on, [first, last): from 2.3, the first built against NumPy 2 (which the requirements
+# pin; torch.utils.flop_counter and the optimiser step hooks are older), below the next major release. Ours is pinned
+# in requirements.txt; a machine with its own torch installs requirements-notorch.txt (docs/teams.md).
+TORCH_ACCEPTED = ((2, 3), (3, 0))
 SECTIONS = ("train", "loader", "sam", "sam_relaxed")  # bounded ones first: a slow SAM cannot cost the others
 # A small SAM built from segment_anything's own modules (as tests/test_sam.py's): the real code path in seconds.
 TINY_SAM = dict(encoder_embed_dim=32, encoder_depth=2, encoder_num_heads=2, encoder_global_attn_indexes=[1],
@@ -73,6 +80,21 @@ def sizes(tiny: bool) -> SimpleNamespace:
                                bench_steps=2, bench_warmup=1)
     return SimpleNamespace(sam_side=1024, points=32, relaxed_points=16, relaxed_images=2, nms=0.7, sam_batch=4, width=None, batch=None, crop=None,
                            sub_side=SHAPES["sidd_sub"][0][0], pairs=64, bench_steps=10, bench_warmup=3)
+
+
+def accepted_torch() -> str:
+    """:data:`TORCH_ACCEPTED` as a version specifier, e.g. ``>=2.3,<3.0``."""
+    (a, b), (c, d) = TORCH_ACCEPTED
+    return f">={a}.{b},<{c}.{d}"
+
+
+def torch_verdict(version: str, where: str) -> tuple[bool, str]:
+    """Whether the torch ``version`` (``2.5.1``, ``2.6.0+cu124``, ``2.7.0a0+git1234``), imported from ``where``,
+    is one sam4ir accepts, and the line that says so."""
+    release = tuple(int(part) for part in version.split("+")[0].split(".")[:2] if part.isdigit())
+    ok = len(release) == 2 and TORCH_ACCEPTED[0] <= release < TORCH_ACCEPTED[1]
+    return ok, (f"gpu_check: torch {version} ({where}) {'accepted' if ok else 'refused'}: sam4ir runs on torch "
+                f"{accepted_torch()} (requirements.txt pins one; with your own torch: requirements-notorch.txt)")
 
 
 def sync(device: torch.device) -> None:
@@ -285,7 +307,7 @@ def loader_section(args: argparse.Namespace, size: SimpleNamespace, device: torc
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="folder for gpu_check.json")
+    parser.add_argument("--out", help="folder for gpu_check.json (required but with --check-torch)")
     parser.add_argument("--tiny", action="store_true", help="the same code on CPU in seconds (the tests run it)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--params", default=str(HERE.parent / "params.yaml"))
@@ -296,7 +318,17 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=420.0,
                         help="start no section after this many seconds (its figures are then missing)")
     parser.add_argument("--tmp", help="parent of the generated sub-images (default: the system's temp)")
+    parser.add_argument("--check-torch", action="store_true",
+                        help="only say whether the torch found is one sam4ir accepts (exit 1 if not)")
     args = parser.parse_args()
+    ok, verdict = torch_verdict(torch.__version__, str(Path(torch.__file__).parent))
+    print(verdict, file=sys.stderr)
+    if not ok:
+        sys.exit(1)
+    if args.check_torch:
+        return
+    if args.out is None:
+        parser.error("--out is required")
     args.images = args.images or (2 if args.tiny else 4)
     args.steps = args.steps or (4 if args.tiny else 40)
     args.workers = [int(w) for w in (args.workers or ("0,1" if args.tiny else "4,8")).split(",")]
@@ -309,6 +341,7 @@ def main() -> None:
     out_file = Path(args.out) / "gpu_check.json"
     report: dict = {"env": {"device": str(device), "gpu": torch.cuda.get_device_name(device)
                             if device.type == "cuda" else None, "torch": torch.__version__,
+                            "torch_accepted": accepted_torch(), "cuda": torch.version.cuda,
                             "python": platform.python_version(), "tiny": args.tiny},
                     "seconds": {}, "errors": {}}
     sections = {"train": lambda: train_section(args, size, device),

@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 def positive(x: object) -> bool:
@@ -39,6 +41,7 @@ def report(tmp_path_factory) -> dict:
 def test_every_section_ran(report):
     assert report["errors"] == {}
     assert report["env"]["tiny"] is True and report["env"]["device"] == "cpu"
+    assert report["env"]["torch"] == torch.__version__ and report["env"]["torch_accepted"] == ">=2.3,<3.0"
     assert set(report["seconds"]) == {"sam", "sam_relaxed", "train", "loader", "total"}
     assert all(positive(s) for s in report["seconds"].values())
     assert report["seconds"]["total"] >= sum(v for k, v in report["seconds"].items() if k != "total")
@@ -93,3 +96,27 @@ def test_loader_wait_fraction(report):
         assert run["wait_s_median"] >= 0
     # without workers every batch is decoded in the loop itself: some waiting is certain
     assert loader["runs"]["0"]["wait_fraction"] > 0
+
+
+@pytest.mark.parametrize("version, ok", [("2.3.0", True), ("2.6.0+cu124", True), ("2.8.0a0+git5c7a9b2", True),
+                                         (torch.__version__, True), ("2.2.2", False), ("1.13.1+cu117", False),
+                                         ("3.0.0", False), ("nightly", False)])
+def test_the_torch_it_finds_is_accepted_within_the_stated_range(version, ok):
+    """A site's own torch (a CUDA build, a release candidate) runs the check when its release is in the range,
+    and the line says which range either way."""
+    from gpu_check import torch_verdict
+
+    accepted, line = torch_verdict(version, "/site/torch")
+    assert accepted is ok
+    assert line.startswith(f"gpu_check: torch {version} (/site/torch) {'accepted' if ok else 'refused'}: ")
+    assert ">=2.3,<3.0" in line and "requirements-notorch.txt" in line
+
+
+def test_a_refused_torch_stops_before_any_section(tmp_path, monkeypatch):
+    import gpu_check
+
+    monkeypatch.setattr(gpu_check.torch, "__version__", "2.1.0+cu118")
+    monkeypatch.setattr(sys, "argv", ["gpu_check.py", "--tiny", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit) as stop:
+        gpu_check.main()
+    assert stop.value.code == 1 and not (tmp_path / "gpu_check.json").exists()
