@@ -1,14 +1,13 @@
 """End to end: the real `dvc repro` of this repository's dvc.yaml on a tiny copy of params.yaml.
 
-One completed tiny workspace is built once per session (:func:`workspace`) and never changed afterwards; every test
-that edits, re-runs or experiments works in its own copy of it (:func:`project`), so the tests pass in any order.
+One completed tiny workspace is built once per session (the ``workspace`` fixture, tests/conftest.py) and never
+changed afterwards; every test that edits, re-runs or experiments works in its own copy of it (``project``), so the
+tests pass in any order, and under parallel workers.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,86 +18,10 @@ import torch
 import yaml
 
 from sam4ir.stages import run_stage
+# tiny_params: imported by other tests' modules from here
+from tiny_pipeline import ENV, GIT, built_once, copy_of, dvc, run, tiny_params, traced  # noqa: F401
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # every test here runs DVC stages: the fast tier (-m "not slow") leaves them out
-
-
-def tiny_params() -> dict:
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["tasks"] = ["derain"]  # one task keeps the suite fast; the DAG is the same for every task
-    params["data"]["scenes"].update(size=48, scenes_train=4, scenes_val=2, scenes_test=2)
-    params["train"].update(iters=6, batch_size=2, crop=32, val_every=3, ckpt_every=3)
-    params["distill"].update(iters=4)
-    params["spf"].update(iters=3)
-    params["eval"]["save_images"] = 1
-    params["report"].update(latency_runs=0, latency_size=32)  # no latency measured: every output byte-stable
-    return params
-
-
-# Stages call `python`: the interpreter running the tests, even when its venv is not activated.
-ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-for _trace in ("SAM4IR_TRACE_PARAMS", "SAM4IR_TRACE_IMPORTS"):
-    ENV.pop(_trace, None)
-GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-
-
-def traced(trace: Path) -> dict:
-    """ENV where every stage process appends the params keys it read (sam4ir.params.config) and the sam4ir modules
-    it imported (sam4ir.stages) to files in ``trace``."""
-    trace.mkdir(parents=True, exist_ok=True)
-    return {**ENV, "SAM4IR_TRACE_PARAMS": str(trace / "params.jsonl"), "SAM4IR_TRACE_IMPORTS": str(trace / "imports.jsonl")}
-
-
-def run(cmd: list[str], cwd: Path, env: dict | None = None) -> str:
-    """``cmd`` in ``cwd``, whose stages import its own ``src/`` (each copy runs the code it was made with)."""
-    env = {**(env or ENV), "PYTHONPATH": str(cwd / "src")} if (cwd / "src").is_dir() else (env or ENV)
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900, env=env)
-    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout + done.stderr
-
-
-def dvc(*args: str, cwd: Path, env: dict | None = None) -> str:
-    return run([sys.executable, "-m", "dvc", *args], cwd, env)
-
-
-def copy_of(root: Path, dest: Path) -> Path:
-    shutil.copytree(root, dest, symlinks=True)
-    return dest
-
-
-def new_project(root: Path, env: dict) -> Path:
-    """This repository's tracked and new files (not its results) with the tiny params, as a git repository whose
-    `dvc repro` has run and whose results are committed."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        committed_results = rel.startswith(("data/", "reports/")) and rel != "data/real/README.md"
-        if committed_results or rel == "dvc.lock" or not (REPO / rel).is_file():
-            continue
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / rel, root / rel)
-    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
-    run(["git", "init", "-q"], root)
-    run(GIT + ["add", "-A"], root)
-    run(GIT + ["commit", "-qm", "code"], root)
-    dvc("repro", cwd=root, env=env)
-    run(GIT + ["add", "-A"], root)
-    run(GIT + ["commit", "-qm", "results"], root)
-    return root
-
-
-@pytest.fixture(scope="session")
-def workspace(tmp_path_factory) -> Path:
-    """The completed tiny workspace, shared read-only (its stage traces in ``../trace``)."""
-    base = tmp_path_factory.mktemp("workspace")
-    return new_project(base / "repo", traced(base / "trace"))
-
-
-@pytest.fixture
-def project(workspace, tmp_path) -> Path:
-    """This test's own copy of the completed workspace."""
-    return copy_of(workspace, tmp_path / "repo")
 
 
 SAM_SIZES = {"vit_b": dict(encoder_embed_dim=16, encoder_depth=1), "vit_l": dict(encoder_embed_dim=32, encoder_depth=2)}
@@ -107,10 +30,14 @@ SAM_SIZES = {"vit_b": dict(encoder_embed_dim=16, encoder_depth=1), "vit_l": dict
 @pytest.fixture(scope="session")
 def sam_experiments(workspace, tmp_path_factory) -> tuple[Path, list[str]]:
     """A copy of the workspace with two experiments of two small random SAMs (the real segment_anything code), and
-    what each experiment's `dvc exp run` printed; stage traces in ``../trace``."""
+    what each experiment's `dvc exp run` printed; stage traces in ``../trace``. Built once per session."""
+    base = built_once(tmp_path_factory, "sam", lambda base: run_sam_experiments(workspace, base))
+    return base / "repo", json.loads((base / "logs.json").read_text())
+
+
+def run_sam_experiments(workspace: Path, base: Path) -> None:
     from sam4ir.sam import build_sam, save_sam_with_config
 
-    base = tmp_path_factory.mktemp("sam")
     root, env, logs = copy_of(workspace, base / "repo"), traced(base / "trace"), []
     for model_type, size in SAM_SIZES.items():
         torch.manual_seed(0)
@@ -124,7 +51,7 @@ def sam_experiments(workspace, tmp_path_factory) -> tuple[Path, list[str]]:
                         "-S", "sam.generator.points_per_side=4", "-S", "sam.generator.pred_iou_thresh=0.0",
                         "-S", "sam.generator.stability_score_thresh=0.0", "-S", "sam.generator.box_nms_thresh=1.0",
                         cwd=root, env=env))
-    return root, logs
+    (base / "logs.json").write_text(json.dumps(logs))
 
 
 def ran_stages(log: str) -> set[str]:

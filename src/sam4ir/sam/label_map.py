@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from segment_anything.utils.amg import rle_to_mask
 
 from sam4ir.errors import Sam4irError
 
@@ -47,7 +46,11 @@ def segments_to_label_map(segments: np.ndarray) -> np.ndarray:
 
 
 def _decode(segmentation: Any, shape: tuple[int, int]) -> np.ndarray:
-    mask = rle_to_mask(segmentation) if isinstance(segmentation, dict) else np.asarray(segmentation, dtype=bool)
+    if isinstance(segmentation, dict):  # SAM's RLE; imported here: segment_anything loads torchvision (seconds)
+        from segment_anything.utils.amg import rle_to_mask
+        mask = rle_to_mask(segmentation)
+    else:
+        mask = np.asarray(segmentation, dtype=bool)
     if mask.shape != tuple(shape):
         raise ValueError(f"mask of shape {mask.shape} for an image of shape {tuple(shape)}")
     return mask

@@ -5,7 +5,6 @@ measurement of the machine), which results.md links to rather than quotes."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from functools import partial
 from pathlib import Path

@@ -40,8 +40,7 @@ import sam4ir.sam as sam_package
 from sam4ir.datasets.subimages import MANIFEST, read_windows
 from sam4ir.errors import Sam4irError
 from sam4ir.io import TEMP_SUFFIX, files_sha256, write_json
-from sam4ir.sam import (SOURCE_DIRS, ClassicalSegmenter, SamSegmenter, ensure_checkpoint, extract_masks,
-                        generator_kwargs, label_map_path, load_sam, resolve_device, segment_counts)
+from sam4ir.sam import SOURCE_DIRS, ClassicalSegmenter, extract_masks, label_map_path, segment_counts
 from sam4ir.sam.controls import NoRegions, OracleRegions, PathLabeler, ShuffledRegions, regions_path
 from sam4ir.sam.extract import Segmenter, SourceImage, source_images
 from sam4ir.sam.ledger import MapLedger
@@ -201,6 +200,9 @@ def build_segmenter(params: Params, settings: dict) -> tuple[Segmenter, dict]:
     if settings["backend"] == "classical":
         classical = sam.classical.model_dump()
         return ClassicalSegmenter(**classical), {**settings, "classical": classical}
+    # SAM's own code only here: segment_anything loads torchvision, seconds that the classical backend never needs
+    from sam4ir.sam import SamSegmenter, ensure_checkpoint, generator_kwargs, load_sam, resolve_device
+
     generator = generator_kwargs(sam.generator.model_dump())
     device = resolve_device(sam.device)
     if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
