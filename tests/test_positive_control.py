@@ -18,7 +18,7 @@ from sam4ir.io import write_image
 from sam4ir.method.objectives import DistillObjective
 from sam4ir.method.spd import spd_loss
 from sam4ir.params.config import load_params
-from sam4ir.report.positive_control import sentence, summary, write_report
+from sam4ir.report.positive_control import sentence, summary, transferring, write_report
 from sam4ir.stages.positive_control import (OutputDistillation, TaskControl, TeacherTargets, build_net, run_rows,
                                             wide_kwargs)
 from sam4ir.training.losses import recon_loss
@@ -162,8 +162,19 @@ def test_the_sentence_reflects_the_numbers():
 
 
 def test_the_page_names_a_weak_term(tmp_path):
-    weak = runs([0.0, 0.001, -0.001]).assign(scale_warning=[None, "sam4ir: warning: first distillation step: "
-                                                                   "distill.spd_weight x L_SPD pulls 150x weaker", None])
+    line = "sam4ir: warning: first distillation step: distill.spd_weight x L_SPD pulls 150x weaker"
+    weak = runs([0.0, 0.001, -0.001]).assign(scale_warning=[None, line, None])
     write_report(weak, tmp_path, tasks=["denoise"])
     page = (tmp_path / "positive_control.md").read_text()
     assert "- denoise, demo (seed 1): distill.spd_weight x L_SPD pulls 150x weaker" in page
+
+
+def test_the_closing_note_names_only_schedules_that_transfer_on_every_task():
+    both = pd.concat([runs([0.10, 0.12, 0.11]), runs([0.10, 0.11, 0.12], task="derain"),
+                      runs([0.10, 0.12, 0.11], schedule="scratch"), runs([0.1, -0.1, 0.0], task="derain",
+                                                                        schedule="scratch")]).assign(split="val")
+    note = transferring(summary(both, "val"), ["denoise", "derain"])
+    assert note.startswith("Schedules whose transfer is above zero on every task") and "demo (5.5" in note
+    assert "scratch" not in note
+    note = transferring(summary(both[both.schedule == "scratch"], "val"), ["denoise", "derain"])
+    assert note.startswith("No schedule tried") and "5.5 ± 0.5% of the lead (scratch, denoise)" in note

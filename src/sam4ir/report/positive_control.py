@@ -74,6 +74,23 @@ def sentence(runs: pd.DataFrame, split: str = "test") -> str:
             f"split) gains over its control, " + "; and ".join(parts) + ".")
 
 
+def transferring(table: pd.DataFrame, tasks: list[str]) -> str:
+    """Which schedules of a :func:`summary` pass the teacher on clearly (above zero by the rule) on every one of
+    ``tasks``, cheapest first with their cost; or that none does, and the best share of the lead seen."""
+    full = table.groupby("schedule", sort=False).filter(
+        lambda g: set(tasks) <= set(g.task) and (g.verdict == "above zero").all())
+    if full.empty:
+        best = table.loc[table.share_mean.idxmax()]
+        return (f"No schedule tried transfers above zero on every task ({', '.join(tasks)}); the largest "
+                f"share seen is {_percent(best.share_mean, best.share_std)} of the lead ({best.schedule}, "
+                f"{best.task}).")
+    cost = full.groupby("schedule", sort=False).agg(minutes=("minutes", "sum"), low=("share_mean", "min"),
+                                                    high=("share_mean", "max")).sort_values("minutes")
+    return ("Schedules whose transfer is above zero on every task, cheapest first: " + "; ".join(
+        f"{name} ({100 * r.low:.1f}–{100 * r.high:.1f}% of the lead, {r.minutes:.0f} min for all its pairs)"
+        for name, r in cost.iterrows()) + ".")
+
+
 def _markdown_table(table: pd.DataFrame) -> str:
     shown = pd.DataFrame({
         "task": table.task, "schedule": table.schedule,
@@ -127,7 +144,8 @@ def write_report(runs: pd.DataFrame, out: Path, *, tasks: list[str]) -> None:
              f"{int(first.width_factor.iloc[0])}× wider, same blocks ({int(first.teacher_params.iloc[0]):,} "
              f"parameters against {int(first.baseline_params.iloc[0]):,}), no priors, trained with the baseline's "
              "recipe; distilled with the project's L_SPD (distill.spd_loss) on the restored images (analyzer "
-             "`images`), weight λ₁; control: the same schedule and seed without that term. Training the teacher took "
+             "`images`), weight λ₁; control: the same schedule and seed without that term. Training the teacher "
+             "took "
              + ", ".join(f"{r.teacher_minutes:.1f} min ({r.task})" for r in first.itertuples()) + ".", "",
              "## Test split (the reported schedules)", "", _markdown_table(test), "",
              "PSNR (BasicSR, the evaluate stage's conventions) on the test split; distilled − control paired by seed "
@@ -143,7 +161,8 @@ def write_report(runs: pd.DataFrame, out: Path, *, tasks: list[str]) -> None:
     if not val.empty:
         lines += ["## Schedules tried on the validation split", "",
                   "Every schedule, candidates included, scored on the validation split only: a schedule to recommend "
-                  "is chosen here, never on the test split.", "", _markdown_table(val), ""]
+                  "is chosen here, never on the test split.", "", _markdown_table(val), "",
+                  transferring(val, tasks), ""]
     lines += [f"![per-seed gains](positive_control.png)", "",
               "Regenerate: `python -m sam4ir.stages.positive_control --tasks "
               f"{' '.join(tasks)} --seeds {' '.join(map(str, seeds))} --schedules "
