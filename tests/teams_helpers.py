@@ -24,7 +24,7 @@ import tiny_pipeline
 from sam4ir.io import write_image
 from test_pipeline import ran_stages  # noqa: F401  (for the team tests)
 from test_subimages import smooth_image
-from tiny_pipeline import REPO, built_once, tiny_params
+from tiny_pipeline import REPO, built_once, copy_sources, tiny_params
 
 TASK = "denoise"
 FOLDER = f"data/real/{TASK}"
@@ -72,18 +72,6 @@ def write_folder_data(root: Path, n_train: int = 6, n_test: int = 2, side: int =
             noise = np.random.default_rng(seed).integers(-20, 21, clean.shape)
             write_image(root / split / "input" / f"pair{i}.png", np.clip(clean + noise, 0, 255).astype(np.uint8))
             write_image(root / split / "target" / f"pair{i}.png", clean)
-
-
-def copy_sources(root: Path) -> None:
-    """The files git sees in this checkout (tracked or not ignored), without the committed results and dvc.lock."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        results = rel.startswith(("data/", "reports/")) and rel != "data/real/README.md"
-        if results or rel == "dvc.lock" or not (REPO / rel).is_file():
-            continue
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / rel, root / rel)
 
 
 def build_project(root: Path) -> Path:

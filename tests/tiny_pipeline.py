@@ -57,17 +57,22 @@ def copy_of(root: Path, dest: Path) -> Path:
     return dest
 
 
-def new_project(root: Path, env: dict) -> Path:
-    """This repository's tracked and new files (not its results) with the tiny params, as a git repository whose
-    `dvc repro` has run and whose results are committed."""
+def copy_sources(root: Path) -> None:
+    """The files git sees in this checkout (tracked or not ignored), without the committed results and dvc.lock."""
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
                            capture_output=True, text=True, check=True).stdout.split()
     for rel in files:
-        committed_results = rel.startswith(("data/", "reports/")) and rel != "data/real/README.md"
-        if committed_results or rel == "dvc.lock" or not (REPO / rel).is_file():
+        results = rel.startswith(("data/", "reports/")) and rel != "data/real/README.md"
+        if results or rel == "dvc.lock" or not (REPO / rel).is_file():
             continue
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, root / rel)
+
+
+def new_project(root: Path, env: dict) -> Path:
+    """This repository's tracked and new files (not its results) with the tiny params, as a git repository whose
+    `dvc repro` has run and whose results are committed."""
+    copy_sources(root)
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
     run(["git", "init", "-q"], root)
     run(GIT + ["add", "-A"], root)

@@ -50,6 +50,9 @@ GROUPS: dict[str, dict[str, Command]] = {
                                 "Write the paper's main and SAM-size tables under reports/."),
         "exp-table": Command("sam4ir.stages.exp_table",
                              "Print each experiment's gains over its control and no-prior runs, and rank them."),
+        "positive-control": Command("sam4ir.stages.positive_control",
+                                    "Write reports/positive_control.*: how much a wider teacher's lead distillation "
+                                    "transfers."),
     },
     "tools": {
         "restore": Command("sam4ir.restore", "Restore images with a trained IR1 (no SAM needed)."),
