@@ -159,6 +159,7 @@ def test_the_sentence_reflects_the_numbers():
     assert table.set_index("task").loc["denoise", "per_seed"] == "+0.100 +0.120 +0.110"
     assert table.set_index("task").loc["denoise", "minutes"] == pytest.approx(4.5)
     assert "below zero" in sentence(runs([-0.10, -0.12, -0.11]))
+    assert "denoise +0.100 dB (5.0% of the lead, one run, so no spread)" in sentence(runs([0.10]))
 
 
 def test_the_page_names_a_weak_term(tmp_path):
