@@ -180,7 +180,8 @@ def test_results_md_opens_with_its_answer_then_the_table(monkeypatch):
     run and with which priors; the table follows; no "Verdict" heading, no "no verdict"."""
     from sam4ir.stages import report
 
-    monkeypatch.setattr(report, "code_commit", lambda: "commit 0123abcd")
+    monkeypatch.setattr(report, "code_commit", lambda code: f"commit 0123abcd of {len(code)} files")
+    monkeypatch.setattr(report, "report_code", lambda: ["src/sam4ir/io.py", "src/sam4ir/stages/report.py"])
     summary = {"derain": _metrics(-0.02, 0.1), "deblur": _metrics(-0.01, -0.03)}
     lines = report.opening(summary, 3, {"derain": "classical", "deblur": "classical"}, ["derain", "deblur"])
     assert lines[:2] == ["# sam4ir results", ""]
@@ -195,13 +196,14 @@ def test_results_md_opens_with_its_answer_then_the_table(monkeypatch):
     assert table[2] == "| derain | -0.020 | -0.020 | +0.600 | +0.100 |" and table[3].startswith("| deblur |")
     text = "\n".join(lines)
     assert "Verdict" not in text and "no verdict" not in text and "teacher − student" not in text
-    assert "Code: commit 0123abcd (the last to change `src`, `params.yaml` or `dvc.yaml`)" in text
+    assert "Code: commit 0123abcd of 2 files (the last to change a module this stage runs: `data/code/report.json`)" in text
 
 
 def test_a_sam_run_names_sams_priors(monkeypatch):
     from sam4ir.stages import report
 
-    monkeypatch.setattr(report, "code_commit", lambda: "commit 0123abcd")
+    monkeypatch.setattr(report, "code_commit", lambda code: "commit 0123abcd")
+    monkeypatch.setattr(report, "report_code", lambda: [])
     lines = report.opening({"derain": _metrics(0.3, 0.2)}, 0, {"derain": "sam"}, ["derain"])
     assert lines[2].startswith("On this run (seed 0), with priors from SAM's masks (`sam.backend: sam`), the distilled "
                                "network beats its controls (the control run and its no-prior twin) on derain:")
@@ -267,6 +269,11 @@ def test_code_commit_is_the_last_that_changed_the_code(tmp_path, monkeypatch):
     assert code_commit() == f"commit {code[:8]} + uncommitted changes"
     monkeypatch.chdir(tmp_path / "reports")  # inside the checkout, from a folder below its root: still the root's
     assert code_commit().startswith(f"commit {code[:8]}")
+    (tmp_path / "src" / "a.py").write_text("x = 1\n")
+    (tmp_path / "src" / "other.py").write_text("y = 1\n")  # code the report does not run
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "other code")
+    assert code_commit(["src/a.py"]) == f"commit {code[:8]}" and code_commit() != f"commit {code[:8]}"
 
 
 def test_image_grids_show_the_no_prior_run():

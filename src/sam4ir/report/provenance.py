@@ -4,6 +4,7 @@ on every page — never a file outside the repository, so a page regenerated fro
 from __future__ import annotations
 
 import subprocess
+from typing import Sequence
 
 import pandas as pd
 
@@ -40,12 +41,12 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def code_commit() -> str:
-    """``commit abc12345``: the last commit that changed the code and params that decide the numbers
-    (:data:`CODE`), so any later clone whose code is the same names the same commit; ``+ uncommitted changes``
-    when those paths differ from HEAD (a `dvc exp run` applies its params that way); ``commit unknown`` outside
-    a git checkout."""
-    paths = [f":/{p}" for p in CODE]  # from the checkout's root, wherever the process runs in it
+def code_commit(code: Sequence[str] = CODE) -> str:
+    """``commit abc12345``: the last commit that changed ``code`` (paths from the checkout's root; default: the code
+    and params that decide the numbers, :data:`CODE`), so any later clone whose code is the same names the same
+    commit; ``+ uncommitted changes`` when those paths differ from HEAD (a `dvc exp run` applies its params that
+    way); ``commit unknown`` outside a git checkout."""
+    paths = [f":/{p}" for p in code]  # from the checkout's root, wherever the process runs in it
     last = _git("log", "-1", "--format=%H", "--", *paths)
     if not last:
         return "commit unknown (not a git checkout)"
