@@ -58,6 +58,10 @@ def stop(proc: subprocess.Popen) -> None:
 def start_sshd(root: Path) -> tuple[subprocess.Popen | None, dict]:
     """sshd on a free port of 127.0.0.1, its own config, host key and one authorised throwaway key (this user's);
     the dvc remote settings that reach a folder through it, or (None, {"skip": why})."""
+    try:
+        import dvc_ssh  # noqa: F401
+    except ImportError:
+        return None, {"skip": "dvc-ssh missing (requirements-test.txt, which requirements.txt installs)"}
     if not SSHD.is_file() or not shutil.which("ssh-keygen"):
         return None, {"skip": f"{SSHD} or ssh-keygen missing (Debian's openssh-server; .ci/run installs it)"}
     privsep = Path("/run/sshd")  # sshd refuses to start without its privilege-separation folder
@@ -83,9 +87,10 @@ def start_moto(root: Path) -> tuple[subprocess.Popen | None, dict]:
     """moto's S3 server on a free port of 127.0.0.1 with a bucket ``team``; the dvc remote settings for it."""
     try:
         import boto3
+        import dvc_s3  # noqa: F401
         import moto.server  # noqa: F401
     except ImportError as err:
-        return None, {"skip": f"{err.name} missing (requirements-test.txt; .ci/run installs it)"}
+        return None, {"skip": f"{err.name} missing (requirements-test.txt, which requirements.txt installs)"}
     port = free_port()
     proc = serve([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], port, root / "moto.log",
                  "moto's S3 server")
