@@ -183,8 +183,12 @@ def test_results_md_opens_with_its_answer_then_the_table(monkeypatch):
     monkeypatch.setattr(report, "code_commit", lambda code: f"commit 0123abcd of {len(code)} files")
     monkeypatch.setattr(report, "report_code", lambda: ["src/sam4ir/io.py", "src/sam4ir/stages/report.py"])
     summary = {"derain": _metrics(-0.02, 0.1), "deblur": _metrics(-0.01, -0.03)}
-    lines = report.opening(summary, 3, {"derain": "classical", "deblur": "classical"}, ["derain", "deblur"])
+    monkeypatch.setattr(report, "load_control", lambda: None)
+    lines = report.opening(summary, 3, {"derain": "classical", "deblur": "classical"}, ["derain", "deblur"], "baseline")
     assert lines[:2] == ["# sam4ir results", ""]
+    # what this testbed can detect comes first: here no positive control has run, and the page says so
+    assert lines[2].startswith("What this testbed can detect is not measured") and lines[3] == ""
+    lines = lines[:2] + lines[4:]
     assert lines[2] == (
         "On this run (seed 3), with priors from the classical stand-in for SAM (`sam.backend: classical`), the "
         "distilled network does not beat its controls (the control run and its no-prior twin) on any of the 2 tasks: "
@@ -204,8 +208,9 @@ def test_a_sam_run_names_sams_priors(monkeypatch):
 
     monkeypatch.setattr(report, "code_commit", lambda code: "commit 0123abcd")
     monkeypatch.setattr(report, "report_code", lambda: [])
-    lines = report.opening({"derain": _metrics(0.3, 0.2)}, 0, {"derain": "sam"}, ["derain"])
-    assert lines[2].startswith("On this run (seed 0), with priors from SAM's masks (`sam.backend: sam`), the distilled "
+    lines = report.opening({"derain": _metrics(0.3, 0.2)}, 0, {"derain": "sam"}, ["derain"], "baseline")
+    assert lines[2].startswith("What this testbed can detect")
+    assert lines[4].startswith("On this run (seed 0), with priors from SAM's masks (`sam.backend: sam`), the distilled "
                                "network beats its controls (the control run and its no-prior twin) on derain:")
 
 

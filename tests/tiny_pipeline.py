@@ -57,12 +57,20 @@ def copy_of(root: Path, dest: Path) -> Path:
     return dest
 
 
+def dag_inputs() -> set[str]:
+    """Committed files under data/ or reports/ that a stage of dvc.yaml depends on (e.g. the positive control's
+    rows, which results.md states): inputs of the DAG, not its results."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    return {dep for stage in stages.values() for dep in stage.get("deps", []) if isinstance(dep, str)}
+
+
 def copy_sources(root: Path) -> None:
     """The files git sees in this checkout (tracked or not ignored), without the committed results and dvc.lock."""
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
                            capture_output=True, text=True, check=True).stdout.split()
+    inputs = dag_inputs() | {"data/real/README.md"}
     for rel in files:
-        results = rel.startswith(("data/", "reports/")) and rel != "data/real/README.md"
+        results = rel.startswith(("data/", "reports/")) and rel not in inputs
         if results or rel == "dvc.lock" or not (REPO / rel).is_file():
             continue
         (root / rel).parent.mkdir(parents=True, exist_ok=True)

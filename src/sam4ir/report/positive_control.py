@@ -57,8 +57,13 @@ def _dB(mean: float, std: float) -> str:
     return f"{mean:+.3f}" + ("" if pd.isna(std) else f" ± {std:.3f}")
 
 
+def percent(share: float) -> str:
+    """A share as ``1.4``: rounded, then + 0.0, so a share of -0.00001 reads 0.0, not -0.0."""
+    return f"{round(100 * share, 1) + 0.0:.1f}"
+
+
 def _percent(mean: float, std: float) -> str:
-    return f"{100 * mean:.1f}" + ("" if pd.isna(std) else f" ± {100 * std:.1f}") + "%"
+    return percent(mean) + ("" if pd.isna(std) else f" ± {percent(std)}") + "%"
 
 
 def sentence(runs: pd.DataFrame, split: str = "test") -> str:
@@ -96,7 +101,8 @@ def transferring(table: pd.DataFrame, tasks: list[str]) -> str:
         for name, r in cost.iterrows()) + ".")
 
 
-def _markdown_table(table: pd.DataFrame) -> str:
+def markdown_table(table: pd.DataFrame) -> str:
+    """A :func:`summary` as the page's table: the student, the teacher's lead, the gain judged, its spread."""
     shown = pd.DataFrame({
         "task": table.task, "schedule": table.schedule,
         "student": [f"{r.init}, {r.iters} it., λ₁ = {r.spd_weight:g}" for r in table.itertuples()],
@@ -111,6 +117,19 @@ def _markdown_table(table: pd.DataFrame) -> str:
         "controls' spread (dB)": [f"{v:.3f}" for v in table.control_spread],
         "minutes (all pairs)": [f"{v:.1f}" for v in table.minutes]})
     return to_markdown(shown, {})
+
+
+def section(runs: pd.DataFrame, link: str = f"{NAME}.md") -> list[str]:
+    """The positive control's test-split rows, for another page (the mechanism and transfer studies): markdown
+    lines under their own heading, the full page linked."""
+    table = summary(runs, "test")
+    if table.empty:
+        return []
+    return ["## Positive control: can this testbed detect distillation at all?", "",
+            "A teacher without priors, clearly better than IR1 (IR1's network wider, the baseline's recipe), "
+            "distilled into IR1; distilled − control paired by seed, test split; 2 std: the smallest mean gain the "
+            f"rule could call above zero at that spread. The schedules tried on the validation split: [{link}]"
+            f"({link}).", "", markdown_table(table), ""]
 
 
 def figure(runs: pd.DataFrame, path: Path, split: str = "test") -> None:
@@ -154,7 +173,7 @@ def write_report(runs: pd.DataFrame, out: Path, *, tasks: list[str]) -> None:
              "`images`), weight λ₁; control: the same schedule and seed without that term. Training the teacher "
              "took "
              + ", ".join(f"{r.teacher_minutes:.1f} min ({r.task})" for r in first.itertuples()) + ".", "",
-             "## Test split (the reported schedules)", "", _markdown_table(test), "",
+             "## Test split (the reported schedules)", "", markdown_table(test), "",
              "PSNR (BasicSR, the evaluate stage's conventions) on the test split; distilled − control paired by seed "
              "(mean ± std over seeds); 2 std: the smallest mean gain the rule could call above zero at this spread. "
              f"Rule: {RULE}. Minutes: wall time of the distilled and control runs together, on a shared 2-core CPU "
@@ -169,7 +188,7 @@ def write_report(runs: pd.DataFrame, out: Path, *, tasks: list[str]) -> None:
     if not val.empty:
         lines += ["## Schedules tried on the validation split", "",
                   "Every schedule, candidates included, scored on the validation split only: a schedule to recommend "
-                  "is chosen here, never on the test split.", "", _markdown_table(val), "",
+                  "is chosen here, never on the test split.", "", markdown_table(val), "",
                   transferring(val, tasks), ""]
     lines += [f"![per-seed gains](positive_control.png)", "",
               "Regenerate: `python -m sam4ir.stages.positive_control --tasks "

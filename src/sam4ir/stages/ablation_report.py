@@ -29,6 +29,7 @@ from sam4ir.report.figures import save_figure
 from sam4ir.report.mechanism import effects_per_run
 from sam4ir.report.provenance import experiments_line, provenance, regenerate_line
 from sam4ir.report.tables import to_markdown
+from sam4ir.report.sensitivity import load_control, sensitivity
 from sam4ir.report.verdict import verdict_section
 from sam4ir.stages import command_parser, run_stage
 from sam4ir.stages.report import FLOATS, write_csv, write_text
@@ -148,6 +149,8 @@ def main() -> None:
     twins = gains[gains.d_psnr_no_prior.notna()]
     write_text(OUT / "ablation.md", "\n".join([
         "# Ablations: each configuration against its own control and no-prior runs", "",
+        sensitivity(effects_per_run(rows), load_control(), default_init=str(about.defaults.get("distill.init",
+                                                                                                 "baseline"))), "",
         *verdict_section(effects_per_run(rows), priors=about.priors),
         experiments_line(rows, "ablation_runs.csv") + " Finished experiments only, each counted once; not the "
         "workspace nor the baseline commit's committed results.",

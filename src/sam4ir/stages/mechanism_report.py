@@ -21,7 +21,9 @@ from matplotlib.ticker import MaxNLocator
 from sam4ir.report.figures import save_figure
 from sam4ir.report.paper_tables import model_args
 from sam4ir.report.mechanism import EFFECTS, effects_per_run, summarise_effects
+from sam4ir.report.positive_control import section
 from sam4ir.report.provenance import experiments_line, provenance, regenerate_line
+from sam4ir.report.sensitivity import load_control, sensitivity
 from sam4ir.report.tables import to_markdown
 from sam4ir.report.verdict import shared_effects, verdict_section
 from sam4ir.stages import run_stage
@@ -93,8 +95,10 @@ def main() -> None:
     write_csv(OUT / f"{out}_runs.csv", runs)
     write_csv(OUT / f"{out}.csv", table)
     options = [] if out == "mechanism" else ["--out", out]
+    control = load_control()
     lines = [
         f"# {title(about.changed)}", "",
+        sensitivity(runs, control, default_init=str(about.defaults.get("distill.init", "baseline"))), "",
         *verdict_section(runs, priors=about.priors),
         experiments_line(runs, f"{out}_runs.csv") + f" Queued experiments only; params of {about.commit}: "
         f"{_constant_params(about)}.",
@@ -102,6 +106,7 @@ def main() -> None:
         *(["Prior sources (`sam.backend`): `none` carries no region information, `shuffled` another image's "
            "segments, `classical` the classical stand-in's segments of the image, `oracle` the exact segments of "
            "the scene.", ""] if "sam.backend" in about.changed else []),
+        *(section(control) if control is not None else []),
         *repeats(runs),
         "Differences are PSNR (dB) on the test split, per seed, then mean ± std over seeds; verdicts by the rule "
         "above.", "",

@@ -24,6 +24,7 @@ from sam4ir.report.configs import priors_phrase
 from sam4ir.report.paper_tables import AXES, paper_table, read_table_rows, table_rows
 from sam4ir.report.provenance import experiments_line, regenerate_line
 from sam4ir.report.tables import to_markdown
+from sam4ir.report.sensitivity import load_control, sensitivity
 from sam4ir.report.verdict import verdict_section
 from sam4ir.stages import command_parser, run_stage
 from sam4ir.stages.ablation_report import _commit, load_exp_show
@@ -64,6 +65,7 @@ def build(kind: str, rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     keys = ["task", axis, "method"]
     text = "\n".join([
         f"# {TITLES[kind]}", "",
+        sensitivity(effects, load_control()), "",
         *verdict_section(effects, priors=priors_phrase(sorted(rows.priors.dropna().unique()))),
         experiments_line(rows, f"{kind}_runs.csv") + " Finished experiments only, each counted once. Never "
         "hand-edited.", regenerate_line(f"paper-tables {kind}", f"{kind}_runs.csv"), "",
