@@ -16,26 +16,17 @@ from __future__ import annotations
 
 import ast
 import hashlib
+from functools import lru_cache
 from pathlib import Path
 
 from sam4ir.cpu_pins import OPENCV_AVX512, PINS
 from sam4ir.errors import Sam4irError
 from sam4ir.io import write_json
 from sam4ir.stages import command_parser, run_stage
+from sam4ir.stages.shared.source import CODE_RECORDS as OUT, SRC, module_file
 
-SRC = Path("src")
-OUT = Path("data/code")
 PACKAGE = "sam4ir"
 ENTRIES = PACKAGE + ".stages"  # every module of this package but its helpers is an entry point
-
-
-def module_file(src: Path, name: str) -> Path | None:
-    """The file of module ``name`` under ``src`` (a package's ``__init__.py``), or None if it is not one."""
-    path = src.joinpath(*name.split("."))
-    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _absolute(node: ast.ImportFrom, name: str, is_package: bool) -> str:
@@ -59,6 +50,7 @@ def lazy_table(tree: ast.Module) -> dict[str, str]:
     return table
 
 
+@lru_cache(maxsize=None)  # a package's __init__ is read again for every ``from package import x``
 def parse(path: Path) -> ast.Module:
     try:
         return ast.parse(path.read_bytes(), filename=str(path))

@@ -28,7 +28,7 @@ from sam4ir.report.tables import (MAIN_COLUMNS, METHOD_LABELS, SECONDARY_COLUMNS
 from sam4ir.report.verdict import verdict_section
 from sam4ir.params.schema import Params
 from sam4ir.stages import command_parser, run_stage
-from sam4ir.stages.code import OUT as CODE_RECORDS, SRC, module_file
+from sam4ir.stages.shared.source import CODE_RECORDS, SRC, module_file
 from sam4ir.stages.shared.paths import EVALUATED, TaskPaths
 from sam4ir.stages.evaluate import IR2_ROW, IR2_ROWS
 
