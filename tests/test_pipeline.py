@@ -186,6 +186,8 @@ def test_remote_cache_shares_masks_and_checkpoints(project, tmp_path):
     # (the teachers declare all of train: its iters and lr reach them through the baseline they depend on anyway)
     ("train.lr", 0.002, {"train_baseline", "spf", "spf_no_prior", "control", "no_prior", "distill"}),
     ("train.batch_size", 4, {"train_baseline", "spf", "spf_no_prior", "control", "no_prior", "distill"}),
+    # another seed retrains the baseline and everything trained from it (the report states the seed)
+    ("train.seed", 1, {"train_baseline", "spf", "spf_no_prior", "control", "no_prior", "distill", "report"}),
     ("eval.crop_border", 4, {"evaluate"}),
 ])
 def test_a_param_reruns_only_the_stages_that_read_it(workspace, tmp_path, key, value, expected):
