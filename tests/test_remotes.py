@@ -169,6 +169,13 @@ def test_a_missing_folder_says_why_and_what_to_run(tmp_path, monkeypatch, capsys
         assert (f"run `dvc pull {FOLDER}.dvc`" if tracked else f"run `dvc add {FOLDER}`, commit {FOLDER}.dvc") in line
 
 
+RUNS = ".dvc/cache/runs"
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 @pytest.fixture(scope="module", params=["ssh", "s3"])
 def teammate(request, team, servers, tmp_path_factory) -> dict:
     """A pushes outputs, run-cache and experiment to one remote; B clones the git repository, sets the remote's
@@ -181,22 +188,25 @@ def teammate(request, team, servers, tmp_path_factory) -> dict:
     b = tmp_path_factory.mktemp(f"b_{kind}") / "b"
     git(b.parent, "clone", "-q", str(team["origin"]), str(b))
     configure(b, kind, servers[kind], default=True)
-    pulled = run(DVC + ["pull", "--run-cache"], b)
-    return {**team, "kind": kind, "b": b, "pulled": pulled}
+    run(DVC + ["pull", "--run-cache"], b)
+    # B as the pull left it, and its first `dvc repro`, before any test runs an experiment there (tests run in any
+    # order: `python -m pytest --reverse`)
+    pulled = {out: files(b / out) for out in PULLED}
+    runs = files(team["a"] / RUNS)
+    return {**team, "kind": kind, "b": b, "pulled": pulled, "a_runs": runs, "repro": run(DVC + ["repro"], b)}
 
 
-def files(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+PULLED = (FOLDER, "data/prepared", "data/masks", "data/runs/spd_sgr", "data/eval", RUNS)
 
 
 def test_the_teammate_pulls_data_results_and_run_cache_and_repro_runs_nothing(teammate):
-    project, b = teammate["project"], teammate["b"]
-    assert files(b / FOLDER) == files(project / FOLDER) != {}  # the folder data travelled through the remote
+    project, pulled = teammate["project"], teammate["pulled"]
+    assert pulled[FOLDER] == files(project / FOLDER) != {}  # the folder data travelled through the remote
     for out in ("data/prepared", "data/masks", "data/runs/spd_sgr", "data/eval"):
-        assert files(b / out) == files(project / out), out
+        assert pulled[out] == files(project / out), out
     # every run-cache entry of A (the pipeline's and the experiment's stages) is now B's
-    assert files(b / ".dvc" / "cache" / "runs") == files(teammate["a"] / ".dvc" / "cache" / "runs") != {}
-    out = run(DVC + ["repro"], b)
+    assert pulled[RUNS] == teammate["a_runs"] != {}
+    out = teammate["repro"]
     assert ran_stages(out) == set() and "up to date" in out, out
 
 
@@ -208,9 +218,13 @@ def test_the_teammate_s_experiment_with_a_s_params_is_restored_not_trained(teamm
     assert metrics(ours) == metrics(theirs)
 
 
-def test_the_pushed_experiment_is_pulled_and_listed(teammate):
-    b = teammate["b"]
-    out = run(DVC + ["exp", "pull", "-r", teammate["kind"], "origin", "half"], b)
+def test_the_pushed_experiment_is_pulled_and_listed(teammate, servers, tmp_path):
+    """Into a fresh clone of the team's repository, as B's: B's own experiment (the test above) must find B without
+    A's experiment pulled, whichever of the two runs first."""
+    kind, b = teammate["kind"], tmp_path / "b"
+    git(tmp_path, "clone", "-q", str(teammate["origin"]), str(b))
+    configure(b, kind, servers[kind], default=True)
+    out = run(DVC + ["exp", "pull", "-r", kind, "origin", "half"], b)
     assert "Pulled experiment" in out, out
     ours, theirs = exp_table(b).loc["half"], exp_table(teammate["a"]).loc["half"]
     assert ours["distill.sgr_weight"] == 0.5 and metrics(ours) == metrics(theirs)
