@@ -56,8 +56,10 @@ def installed_by_pip(log: str) -> set[str]:
 
 
 def offline_env() -> dict[str, str]:
-    """No index, no pip configuration of this machine, and every proxy a closed port: nothing can be fetched."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") and "proxy" not in k.lower()}
+    """No index, no pip configuration of this machine, and every proxy a closed port: nothing can be fetched; no
+    PYTHONPATH either, so the node's venv imports what it installed, not the caller's checkout."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PIP_") and "proxy" not in k.lower() and k != "PYTHONPATH"}
     dead = "http://127.0.0.1:9"
     return {**env, "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "HTTP_PROXY": dead, "HTTPS_PROXY": dead,
             "http_proxy": dead, "https_proxy": dead, "OMP_NUM_THREADS": "1"}
