@@ -147,11 +147,12 @@ def main() -> None:
                        for c, f in (("d_psnr", ".3f"), ("d_psnr_no_prior", ".3f"), ("d_ssim", ".4f"))
                        for s in ("", "_min", "_max", "_std")}
     twins = gains[gains.d_psnr_no_prior.notna()]
+    effects = effects_per_run(rows)
+    init = str(about.defaults.get("distill.init", "baseline"))
     write_text(OUT / "ablation.md", "\n".join([
         "# Ablations: each configuration against its own control and no-prior runs", "",
-        sensitivity(effects_per_run(rows), load_control(), default_init=str(about.defaults.get("distill.init",
-                                                                                                 "baseline"))), "",
-        *verdict_section(effects_per_run(rows), priors=about.priors),
+        sensitivity(effects, load_control(), default_init=init), "",
+        *verdict_section(effects, priors=about.priors),
         experiments_line(rows, "ablation_runs.csv") + " Finished experiments only, each counted once; not the "
         "workspace nor the baseline commit's committed results.",
         defaults_line(about, rows.config), regenerate_line("ablation", "ablation_runs.csv"), "",
